@@ -1,0 +1,234 @@
+"""Configuration: ``params.yaml`` read once per stage, the profile applied, then validated.
+
+The top-level sections of ``params.yaml`` (``data``, ``train``, ``evaluate``, ``compare``,
+``report``) are the default ``quick`` profile, so ``dvc exp run -S train.epochs=3`` changes
+what runs. ``profile: NAME`` overlays the keys of ``profiles.NAME`` on them (the overlay wins),
+which is how one code path scales from a minutes-long CPU run to the paper-sized GPU run.
+The matrix axes of the train stage (``train.methods``, ``train.backbones``, ``train.seeds``)
+are read by ``dvc.yaml`` itself and therefore live at the top level only.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+MATRIX_AXES = ("methods", "backbones", "seeds")
+
+
+class ConfigError(ValueError):
+    """``params.yaml`` is malformed; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    n_patients: int = 30
+    visits_per_patient: int = 4
+    image_size: int = 96
+    days_between_visits: int = 14
+    seed: int = 2026
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Patient-level split fractions (train, validation, test) and its seed."""
+
+    train: float = 0.6
+    validation: float = 0.2
+    test: float = 0.2
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = "synthetic"
+    root: str = "data/cohort"
+    image_size: int = 96
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+
+
+@dataclass(frozen=True)
+class GradNormConfig:
+    """GradNorm (Chen et al. 2018): asymmetry alpha and the task weights' own learning rate."""
+
+    alpha: float = 1.5
+    learning_rate: float = 0.025
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    methods: tuple[str, ...] = ("stl", "ew", "gradnorm")
+    backbones: tuple[str, ...] = ("attention_unet",)
+    seeds: tuple[int, ...] = (0, 1)
+    epochs: int = 15
+    batch_size: int = 8
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    augment: bool = True
+    num_threads: int = 2
+    device: str = "auto"
+    channels: tuple[int, ...] = (16, 32, 64, 128)
+    strides: tuple[int, ...] = (2, 2, 2)
+    dropout: float = 0.0
+    last_shared_layer: str = "last"
+    gradnorm: GradNormConfig = field(default_factory=GradNormConfig)
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    batch_size: int = 16
+    checkpoint: str = "best"
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    reference: str = "gradnorm"
+    metric: str = "dice"
+    n_boot: int = 2000
+    seed: int = 0
+    convergence_tolerance: float = 0.0
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    title: str = "WING-MTL compendium report"
+
+
+@dataclass(frozen=True)
+class Config:
+    profile: str
+    data: DataConfig
+    train: TrainConfig
+    evaluate: EvaluateConfig
+    compare: CompareConfig
+    report: ReportConfig
+
+
+SECTIONS = {
+    "data": DataConfig,
+    "train": TrainConfig,
+    "evaluate": EvaluateConfig,
+    "compare": CompareConfig,
+    "report": ReportConfig,
+}
+
+
+def deep_merge(base: dict, overlay: dict) -> dict:
+    """``base`` with ``overlay``'s keys written over it, recursively (the overlay wins)."""
+    merged = copy.deepcopy(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _build(cls: type, raw: Any, where: str, source: Path) -> Any:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: '{where}' must be a mapping, got {raw!r}")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown key(s) {unknown} under '{where}'; known: {sorted(known)}"
+        )
+    values = {}
+    defaults = cls()
+    for name, value in raw.items():
+        default, key = getattr(defaults, name), f"{source}: '{where}.{name}'"
+        if dataclasses.is_dataclass(default):
+            values[name] = _build(type(default), value, f"{where}.{name}", source)
+        elif isinstance(default, tuple):
+            if not isinstance(value, list | tuple):
+                raise ConfigError(f"{key} must be a list, got {value!r}")
+            values[name] = tuple(value)
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{key} must be true or false, got {value!r}")
+            values[name] = value
+        elif isinstance(default, float):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(
+                    f"{key} must be a number (YAML needs 1.0e-3, not 1e-3), got {value!r}"
+                )
+            values[name] = float(value)
+        elif isinstance(default, int):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"{key} must be an integer, got {value!r}")
+            values[name] = value
+        elif isinstance(default, str) and not isinstance(value, str):
+            raise ConfigError(f"{key} must be text, got {value!r}")
+        else:
+            values[name] = value
+    return cls(**values)
+
+
+def resolve(params: dict, source: Path = Path("params.yaml")) -> dict:
+    """The effective parameter tree: top-level sections with the active profile overlaid."""
+    profile = params.get("profile", "quick")
+    profiles = params.get("profiles") or {}
+    if profile not in profiles:
+        raise ConfigError(
+            f"{source}: profile {profile!r} is not defined under 'profiles' "
+            f"(defined: {sorted(profiles)})"
+        )
+    overlay = profiles[profile] or {}
+    for axis in MATRIX_AXES:
+        if axis in (overlay.get("train") or {}):
+            raise ConfigError(
+                f"{source}: profiles.{profile}.train.{axis} is a dvc.yaml matrix "
+                f"axis; set train.{axis} at the top level instead"
+            )
+    sections = {name: params.get(name) or {} for name in SECTIONS}
+    return {"profile": profile, **deep_merge(sections, overlay)}
+
+
+def load_config(path: str | Path = "params.yaml", overrides: dict | None = None) -> Config:
+    """Read, resolve and validate ``params.yaml``; ``overrides`` is overlaid last (tests)."""
+    path = Path(path)
+    try:
+        params = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise ConfigError(f"{path}: parameters file not found") from error
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({error})") from error
+    if not isinstance(params, dict):
+        raise ConfigError(f"{path}: must be a mapping of sections")
+    tree = resolve(params, path)
+    if overrides:
+        tree = deep_merge(tree, overrides)
+    built = {name: _build(cls, tree.get(name), name, path) for name, cls in SECTIONS.items()}
+    config = Config(profile=tree["profile"], **built)
+    _check(config, path)
+    return config
+
+
+def _check(config: Config, path: Path) -> None:
+    split = config.data.split
+    total = split.train + split.validation + split.test
+    if abs(total - 1.0) > 1e-6 or min(split.train, split.validation, split.test) <= 0:
+        raise ConfigError(
+            f"{path}: data.split fractions must be positive and sum to 1, got {total}"
+        )
+    levels = len(config.train.strides)
+    if len(config.train.channels) != levels + 1:
+        raise ConfigError(f"{path}: train.channels needs one more entry than train.strides")
+    factor = 1
+    for stride in config.train.strides:
+        factor *= stride
+    if config.data.image_size % factor:
+        raise ConfigError(
+            f"{path}: data.image_size {config.data.image_size} must be divisible by "
+            f"{factor} (the product of train.strides) for the Attention-UNet"
+        )
+    if config.train.epochs < 1 or config.train.batch_size < 1:
+        raise ConfigError(f"{path}: train.epochs and train.batch_size must be at least 1")

@@ -1,0 +1,30 @@
+"""Per-task segmentation loss: Dice + cross-entropy (MONAI's DiceCE, with an ignore label).
+
+MONAI's ``DiceCELoss`` has no ignore index, and real tissue masks mark unannotated pixels
+255; the Dice half is therefore MONAI's ``DiceLoss`` on masked one-hot inputs and the
+cross-entropy half torch's with ``ignore_index``. A batch without a single labelled pixel
+for a task returns ``None`` (the task is absent from that step; see the balancers).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from monai.losses import DiceLoss
+
+from wing.data.format import IGNORE_INDEX
+
+_dice = DiceLoss(include_background=True, to_onehot_y=False, softmax=False, batch=True)
+
+
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor | None:
+    """Dice + CE of ``logits`` (B, C, H, W) against label map ``target`` (B, H, W)."""
+    valid = target != IGNORE_INDEX
+    if not bool(valid.any()):
+        return None
+    cross_entropy = F.cross_entropy(logits, target, ignore_index=IGNORE_INDEX)
+    mask = valid.unsqueeze(1).to(logits.dtype)
+    clean = torch.where(valid, target, torch.zeros_like(target))
+    one_hot = F.one_hot(clean, logits.shape[1]).permute(0, 3, 1, 2).to(logits.dtype)
+    dice = _dice(torch.softmax(logits, dim=1) * mask, one_hot * mask)
+    return dice + cross_entropy
