@@ -47,7 +47,8 @@ class SplitConfig:
 @dataclass(frozen=True)
 class DataConfig:
     source: str = "synthetic"
-    root: str = "data/cohort"
+    raw: str = ""
+    root: str = "data/prepared/cohort"
     image_size: int = 96
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     split: SplitConfig = field(default_factory=SplitConfig)

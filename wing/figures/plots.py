@@ -1,0 +1,184 @@
+"""Seaborn figures of training histories, per-image scores and GradNorm's balancer histories.
+
+Every function builds a :class:`matplotlib.figure.Figure` directly (no ``pyplot`` state, no
+``show``), so it works under any backend, including ``Agg``; saving is left to the caller
+(``wing.io.save_figure``). Colours are fixed per method across figures (stl, ew, gradnorm first).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from wing.statistics.convergence import convergence_epoch
+from wing.statistics.paired import method_order, seed_averaged
+
+TASK_ORDER = ("wound", "tissue")
+CONVERGENCE_GID = "convergence"
+_PANEL = (4.2, 3.2)  # inches per panel
+
+
+def method_palette(methods: Sequence[str]) -> dict[str, tuple[float, float, float]]:
+    """A fixed colour per method: colourblind palette in :func:`method_order`."""
+    ordered = method_order(methods)
+    return dict(zip(ordered, sns.color_palette("colorblind", len(ordered)), strict=True))
+
+
+def _ordered(values: Sequence[str], preferred: Sequence[str]) -> list[str]:
+    """``preferred`` entries present in ``values`` first, then the rest in order of appearance."""
+    present = list(pd.unique(pd.Series(list(values), dtype=object)))
+    return [v for v in preferred if v in present] + [v for v in present if v not in preferred]
+
+
+def _grid(n_rows: int, n_cols: int, sharey: bool | str = False) -> tuple[Figure, np.ndarray]:
+    fig = Figure(figsize=(_PANEL[0] * n_cols, _PANEL[1] * n_rows), layout="constrained")
+    axes = fig.subplots(n_rows, n_cols, squeeze=False, sharey=sharey)
+    return fig, axes
+
+
+def _keep_one_legend(axes: np.ndarray) -> None:
+    """Keep one legend, outside the last panel on the right (seaborn draws one per axes)."""
+    flat = list(axes.flat)
+    for ax in flat[:-1]:
+        legend = ax.get_legend()
+        if legend is not None:
+            legend.remove()
+    if flat[-1].get_legend() is not None:
+        sns.move_legend(flat[-1], "upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+
+
+def _backbones(frame: pd.DataFrame) -> list:
+    return list(pd.unique(frame["backbone"])) if "backbone" in frame.columns else [None]
+
+
+def _subset(frame: pd.DataFrame, backbone) -> pd.DataFrame:
+    return frame if backbone is None else frame[frame["backbone"] == backbone]
+
+
+def _mark_convergence(ax: Axes, curves: pd.DataFrame, palette: dict) -> None:
+    """Dotted vertical line at each method's convergence epoch (of its seed-mean val curve)."""
+    for method, group in curves.groupby("method", sort=False):
+        mean_curve = group.groupby("epoch", sort=True)["val_loss"].mean()
+        if mean_curve.isna().all():
+            continue
+        epoch = mean_curve.index[convergence_epoch(mean_curve.to_numpy()) - 1]
+        ax.axvline(epoch, color=palette[method], ls=":", lw=1.2, gid=f"{CONVERGENCE_GID}-{method}")
+
+
+def plot_loss_curves(history: pd.DataFrame) -> Figure:
+    """Loss per epoch, one panel per task (columns) and backbone (rows); hue = method.
+
+    Lines are the mean over seeds with a +-1 sd band; validation loss is solid and, if the table
+    has ``train_loss``, training loss dashed. A dotted line marks each method's convergence epoch
+    (minimum of the seed-mean validation loss; :func:`~wing.statistics.convergence_epoch`).
+    """
+    splits = {"val_loss": "validation", "train_loss": "train"}
+    value_columns = [c for c in splits if c in history.columns]
+    id_columns = [c for c in ("method", "backbone", "seed", "epoch", "task") if c in history]
+    long = history.melt(
+        id_vars=id_columns, value_vars=value_columns, var_name="split", value_name="loss"
+    )
+    long["split"] = long["split"].map(splits)
+    tasks = _ordered(history["task"], TASK_ORDER)
+    backbones = _backbones(history)
+    palette = method_palette(pd.unique(history["method"]))
+    fig, axes = _grid(len(backbones), len(tasks))
+    for r, backbone in enumerate(backbones):
+        for c, task in enumerate(tasks):
+            ax = axes[r, c]
+            data = _subset(long, backbone)
+            data = data[data["task"] == task]
+            sns.lineplot(
+                data=data,
+                x="epoch",
+                y="loss",
+                hue="method",
+                hue_order=list(palette),
+                palette=palette,
+                style="split",
+                style_order=[splits[v] for v in value_columns],
+                errorbar="sd",
+                estimator="mean",
+                ax=ax,
+            )
+            curves = _subset(history, backbone)
+            _mark_convergence(ax, curves[curves["task"] == task], palette)
+            title = task if backbone is None else f"{backbone} - {task}"
+            ax.set(title=title, xlabel="epoch", ylabel="loss")
+    _keep_one_legend(axes)
+    return fig
+
+
+def plot_per_image_scores(
+    scores: pd.DataFrame, metric: str = "dice", targets: Sequence[str] | None = None
+) -> Figure:
+    """Box plot with the individual images overlaid: x = target, hue = method, one panel per
+    backbone. Each point is one image's ``metric`` averaged over seeds (NaN images left out)."""
+    data = seed_averaged(scores, metric).dropna(subset=["value"])
+    if targets is not None:
+        data = data[data["target"].isin(list(targets))]
+    order = list(targets) if targets is not None else _ordered(data["target"], ["wound"])
+    if "tissue_mean" in order and targets is None:
+        order = [t for t in order if t != "tissue_mean"] + ["tissue_mean"]
+    palette = method_palette(pd.unique(data["method"]))
+    backbones = _backbones(data)
+    fig, axes = _grid(1, len(backbones), sharey=True)
+    fig.set_size_inches(max(4.2, 1.1 * len(order) * len(palette) ** 0.5) * len(backbones), 3.6)
+    for ax, backbone in zip(axes.flat, backbones, strict=True):
+        subset = _subset(data, backbone)
+        common = dict(
+            data=subset,
+            x="target",
+            y="value",
+            hue="method",
+            order=order,
+            hue_order=list(palette),
+            palette=palette,
+            ax=ax,
+        )
+        sns.boxplot(**common, showfliers=False, fill=False, linewidth=1.0)
+        sns.stripplot(**common, dodge=True, size=2.5, alpha=0.5, jitter=0.2, legend=False)
+        ax.set(
+            title=str(backbone) if backbone is not None else "",
+            xlabel="",
+            ylabel=f"{metric} per image",
+        )
+        ax.tick_params(axis="x", labelrotation=30)
+    _keep_one_legend(axes)
+    return fig
+
+
+def plot_balancer_weights(log: pd.DataFrame, log_grad_norm: bool = False) -> Figure:
+    """GradNorm's histories (Chen et al. 2018): task weight vs step (left) and the gradient norm
+    of each task's weighted loss vs step (right); hue = task, style = method, mean over seeds
+    with a +-1 sd band. ``log_grad_norm`` puts the gradient norms on a log scale."""
+    tasks = _ordered(log["task"], TASK_ORDER)
+    methods = method_order(pd.unique(log["method"]))
+    task_palette = dict(zip(tasks, sns.color_palette("deep", len(tasks)), strict=True))
+    fig, axes = _grid(1, 2)
+    for ax, column, label in zip(
+        axes.flat, ("weight", "grad_norm"), ("task weight", "gradient norm"), strict=True
+    ):
+        sns.lineplot(
+            data=log,
+            x="step",
+            y=column,
+            hue="task",
+            hue_order=tasks,
+            palette=task_palette,
+            style="method" if len(methods) > 1 else None,
+            style_order=methods if len(methods) > 1 else None,
+            errorbar="sd",
+            estimator="mean",
+            ax=ax,
+        )
+        ax.set(xlabel="step", ylabel=label, title=label)
+    if log_grad_norm:
+        axes[0, 1].set_yscale("log")
+    _keep_one_legend(axes)
+    return fig

@@ -1,0 +1,246 @@
+"""The report: one self-contained HTML page built only from the pipeline's outputs.
+
+Every number on the page is read from ``results/`` (tables written by the evaluate and
+compare stages) or from the dataset's metadata; the prose around them is either the methods
+text of ``paper/methods.md`` or sentences generated from those numbers, so the page cannot
+disagree with the pipeline.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+import jinja2
+import markdown
+import pandas as pd
+
+from wing.config import Config
+from wing.paths import COMPARE, EVALUATION, FIGURES
+
+METHODS_TEXT = Path("paper/methods.md")
+ALPHA = 0.05
+
+TEMPLATE = jinja2.Template(
+    """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
+<style>
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
+       color: #222; line-height: 1.45; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.8em 0; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; }
+th { background: #f3f3f3; }
+td:first-child, th:first-child { text-align: left; }
+img { max-width: 100%; border: 1px solid #ddd; margin: 0.5em 0; }
+.claim { margin: 0.3em 0; } .yes { color: #1e7d32; } .no { color: #b23b3b; }
+.note { background: #fff8e1; padding: 0.6em 1em; border-left: 4px solid #f0b400; }
+</style></head><body>
+<h1>{{ title }}</h1>
+<p class="note">Profile <b>{{ profile }}</b>; data source <b>{{ source }}</b>. Every number on
+this page is read from the pipeline's outputs (<code>results/</code>); nothing is pasted.
+{% if profile != "paper" %}This profile is sized for a 2-core CPU: read the numbers as a
+working demonstration of the method and the statistics, not as the paper's result.{% endif %}</p>
+
+<h2>Findings of this run</h2>
+{% for claim in claims %}<p class="claim"><b>{{ claim.name }}.</b>
+<span class="{{ 'yes' if claim.supported else 'no' }}">{{ 'Supported' if claim.supported
+else 'Not supported' }} in this run:</span> {{ claim.evidence }}</p>{% endfor %}
+
+<h2>Data</h2>
+{{ data_text }}
+{{ figure("cohort_examples.png") }}
+
+<h2>Results</h2>
+<h3>Per-image scores on the test split (mean over images of the seed-averaged value, bootstrap
+95% CI)</h3>
+{{ summary }}
+<h3>Paired tests: {{ reference }} against each other method</h3>
+<p>Differences are {{ reference }} minus the other method, per image, after averaging seeds;
+p-values are Holm-corrected over all comparisons in the table.</p>
+{{ paired }}
+<h3>&Delta;-MTL against single-task networks (%)</h3>
+{{ delta }}
+<h3>Convergence epoch of each task's validation loss</h3>
+{{ convergence }}
+<h3>Parameters and cost</h3>
+{{ parameters }}
+<h3>Pooled scores (all test pixels together)</h3>
+{{ pooled }}
+<h3>Figures</h3>
+{{ figure("per_image_dice.png") }}
+{{ figure("loss_curves.png") }}
+{{ figure("gradnorm_weights.png") }}
+
+<h2>Methods</h2>
+{{ methods }}
+</body></html>
+"""
+)
+
+
+def _table(frame: pd.DataFrame, digits: int = 4) -> str:
+    return frame.to_html(
+        index=False, float_format=lambda v: f"{v:.{digits}g}", na_rep="–", border=0
+    )
+
+
+def _figure(name: str, figures: Path) -> str:
+    path = figures / name
+    if not path.is_file():
+        return f"<p><i>figure {html.escape(name)} was not produced by this run</i></p>"
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img alt="{html.escape(name)}" src="data:image/png;base64,{data}">'
+
+
+def _fmt_p(p: float) -> str:
+    return "n/a" if pd.isna(p) else ("< 0.001" if p < 0.001 else f"{p:.3f}")
+
+
+def claims(
+    paired: pd.DataFrame,
+    convergence: pd.DataFrame,
+    delta: pd.DataFrame,
+    parameters: pd.DataFrame,
+    reference: str,
+) -> list[dict]:
+    """The paper's testable claims, each judged on this run's tables (two-sided, Holm)."""
+    out = []
+    for other, name in (
+        ("stl", "Better than single-task networks (STL)"),
+        ("ew", "Better than conventional MTL (equal weighting)"),
+    ):
+        rows = paired[(paired["method"] == other) & paired["target"].isin(["wound", "tissue_mean"])]
+        if rows.empty:
+            continue
+        wins = (rows["mean_difference"] > 0) & (rows["wilcoxon_p_holm"] < ALPHA)
+        evidence = "; ".join(
+            f"{r.target} Dice {r.mean_reference:.3f} vs {r.mean_method:.3f} "
+            f"(difference {r.mean_difference:+.3f}, 95% CI {r.ci_low:+.3f} to {r.ci_high:+.3f}, "
+            f"Holm-corrected Wilcoxon p {_fmt_p(r.wilcoxon_p_holm)})"
+            for r in rows.itertuples()
+        )
+        out.append({"name": name, "supported": bool(wins.all()), "evidence": evidence})
+    if not convergence.empty and "epoch_gap" in convergence:
+        gaps = convergence.groupby("method")["epoch_gap"].apply(lambda g: list(g.astype(int)))
+        same = reference in gaps.index and all(gap == 0 for gap in gaps[reference])
+        evidence = "; ".join(
+            f"{m}: |wound − tissue| convergence-epoch gap per seed {g}" for m, g in gaps.items()
+        )
+        out.append(
+            {
+                "name": "Both tasks' validation losses reach their minimum at the same epoch",
+                "supported": bool(same),
+                "evidence": evidence,
+            }
+        )
+    if not delta.empty:
+        row = delta[delta["method"] == reference]
+        if not row.empty:
+            value = float(row["delta_mtl"].mean())
+            out.append(
+                {
+                    "name": "Positive multi-task gain (Δ-MTL over STL)",
+                    "supported": value > 0,
+                    "evidence": f"Δ-MTL of {reference} = {value:+.2f}%",
+                }
+            )
+    if not parameters.empty:
+        counts = parameters.groupby("method")["parameters"].first()
+        if {"stl", reference} <= set(counts.index):
+            ratio = counts[reference] / counts["stl"]
+            out.append(
+                {
+                    "name": "Parameter efficiency against STL",
+                    "supported": ratio < 1,
+                    "evidence": f"{reference} has {counts[reference]:,} parameters, STL "
+                    f"{counts['stl']:,} ({ratio:.0%})",
+                }
+            )
+    return out
+
+
+def data_text(metadata: pd.DataFrame, split: pd.DataFrame | None) -> str:
+    parts = [f"<p>{metadata['patient_id'].nunique()} patients, {len(metadata)} images"]
+    if "visit" in metadata:
+        parts.append(
+            f", {metadata.groupby('patient_id')['visit'].nunique().median():.0f} visits "
+            "per patient (median)"
+        )
+    parts.append(".")
+    if split is not None:
+        counts = split.groupby("split").agg(
+            patients=("patient_id", "nunique"), images=("sample_id", "size")
+        )
+        parts.append(
+            " Patient-level split: "
+            + ", ".join(
+                f"{name} {row.patients} patients / {row.images} images"
+                for name, row in counts.iterrows()
+            )
+            + "."
+        )
+    fractions = [c for c in metadata.columns if c.startswith("fraction_")]
+    if fractions:
+        means = metadata[fractions].mean()
+        parts.append(
+            " Mean tissue fractions of the wound area: "
+            + ", ".join(f"{c.removeprefix('fraction_')} {v:.1%}" for c, v in means.items())
+            + "."
+        )
+    return "".join(parts) + "</p>"
+
+
+def build_report(
+    config: Config,
+    evaluation: Path = EVALUATION,
+    compare: Path = COMPARE,
+    figures: Path = FIGURES,
+    split_path: Path | None = Path("data/prepared/split.csv"),
+) -> str:
+    """The HTML report of one pipeline run."""
+    read = lambda name: pd.read_csv(compare / f"{name}.csv")  # noqa: E731
+    summary, paired, delta = read("summary"), read("paired_tests"), read("delta_mtl")
+    convergence, parameters = read("convergence"), read("parameters")
+    pooled = pd.read_csv(evaluation / "pooled_scores.csv")
+    metadata = pd.read_csv(Path(config.data.root) / "metadata.csv", dtype={"patient_id": str})
+    split = pd.read_csv(split_path, dtype=str) if split_path and split_path.is_file() else None
+    pooled_wide = (
+        pooled[pooled["metric"] == config.compare.metric]
+        .pivot_table(index=["backbone", "method"], columns="target", values="value", aggfunc="mean")
+        .reset_index()
+    )
+    paired_columns = [
+        "backbone",
+        "target",
+        "method",
+        "n",
+        "mean_reference",
+        "mean_method",
+        "mean_difference",
+        "ci_low",
+        "ci_high",
+        "wilcoxon_p_holm",
+        "ttest_p_holm",
+        "cohens_dz",
+        "rank_biserial",
+    ]
+    methods_md = METHODS_TEXT.read_text(encoding="utf-8") if METHODS_TEXT.is_file() else ""
+    return TEMPLATE.render(
+        title=config.report.title,
+        profile=config.profile,
+        source=config.data.source,
+        reference=config.compare.reference,
+        claims=claims(paired, convergence, delta, parameters, config.compare.reference),
+        data_text=data_text(metadata, split),
+        summary=_table(summary),
+        paired=_table(paired[paired_columns]),
+        delta=_table(delta),
+        convergence=_table(convergence),
+        parameters=_table(
+            parameters.assign(mean_step_seconds=parameters["mean_step_seconds"].round(4))
+        ),
+        pooled=_table(pooled_wide),
+        figure=lambda name: _figure(name, figures),
+        methods=markdown.markdown(methods_md, extensions=["tables"]),
+    )

@@ -1,0 +1,82 @@
+"""Convergence epochs of the two tasks, for the claim that both converge at the same epoch.
+
+A task's convergence epoch is the epoch of its minimum validation loss (the epoch early stopping
+on that task would keep). The history table has the columns
+``method, backbone, seed, epoch (1-based), task ("wound"/"tissue"), val_loss``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+TASKS = ("wound", "tissue")
+RUN_KEYS = ("method", "backbone", "seed")
+
+
+def convergence_epoch(val_losses: Sequence[float] | np.ndarray, tolerance: float = 0.0) -> int:
+    """1-based position of the minimum of ``val_losses`` (the first one on ties; NaN skipped).
+
+    With ``tolerance > 0`` it is the first epoch whose loss is within a relative ``tolerance`` of
+    the minimum, i.e. ``loss <= min + tolerance * |min|`` (e.g. 0.01: within 1 % of the best
+    loss), which is robust to a late, negligible further decrease.
+    """
+    if tolerance < 0:
+        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+    losses = np.asarray(val_losses, dtype=float)
+    if losses.ndim != 1 or losses.size == 0 or np.all(np.isnan(losses)):
+        raise ValueError("val_losses must be a non-empty 1-D sequence with a finite value")
+    best = np.nanmin(losses)
+    threshold = best + tolerance * abs(best)
+    with np.errstate(invalid="ignore"):
+        hits = np.flatnonzero(losses <= threshold)
+    return int(hits[0]) + 1
+
+
+def convergence_table(
+    history: pd.DataFrame, tolerance: float = 0.0, tasks: Sequence[str] = TASKS
+) -> pd.DataFrame:
+    """One row per run (method, backbone, seed): each task's convergence epoch and minimum loss.
+
+    Epochs are taken from the ``epoch`` column after sorting by it, so the result is an actual
+    epoch number even when logging started later or skipped epochs. Columns: the run keys
+    present in ``history``, then ``<task>_epoch`` and ``<task>_min_loss`` per task and, for two
+    tasks, ``epoch_gap = |epoch_1 - epoch_2|``. A task missing from a run gives ``<NA>`` epochs.
+    """
+    missing = [c for c in ("epoch", "task", "val_loss") if c not in history.columns]
+    if missing:
+        raise ValueError(f"history lacks columns {missing}")
+    keys = [k for k in RUN_KEYS if k in history.columns]
+    rows = []
+    for run, group in history.groupby(keys, sort=False) if keys else [((), history)]:
+        row = dict(zip(keys, run if isinstance(run, tuple) else (run,), strict=True))
+        for task in tasks:
+            curve = group[group["task"] == task].sort_values("epoch", kind="stable")
+            losses = curve["val_loss"].to_numpy(dtype=float)
+            if losses.size == 0 or np.all(np.isnan(losses)):
+                row[f"{task}_epoch"], row[f"{task}_min_loss"] = pd.NA, np.nan
+                continue
+            position = convergence_epoch(losses, tolerance)
+            row[f"{task}_epoch"] = int(curve["epoch"].iloc[position - 1])
+            row[f"{task}_min_loss"] = float(np.nanmin(losses))
+        rows.append(row)
+    columns = [*keys, *(f"{t}_{s}" for t in tasks for s in ("epoch", "min_loss"))]
+    out = pd.DataFrame(rows, columns=columns)
+    for task in tasks:
+        out[f"{task}_epoch"] = out[f"{task}_epoch"].astype("Int64")
+    if len(tasks) == 2:
+        out["epoch_gap"] = (out[f"{tasks[0]}_epoch"] - out[f"{tasks[1]}_epoch"]).abs()
+    return out
+
+
+def convergence_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per method and backbone: seeds, mean / median / max ``epoch_gap``, and the share of seeds
+    whose two tasks converged at the same epoch (``same_epoch_rate``)."""
+    keys = [k for k in ("method", "backbone") if k in table.columns]
+    gaps = table.dropna(subset=["epoch_gap"]).astype({"epoch_gap": float})
+    grouped = gaps.groupby(keys, sort=False)["epoch_gap"]
+    out = grouped.agg(n_runs="count", mean_gap="mean", median_gap="median", max_gap="max")
+    out["same_epoch_rate"] = grouped.apply(lambda g: float(np.mean(g == 0)))
+    return out.reset_index()
