@@ -15,3 +15,19 @@ REPORT = Path("results/report.html")
 def run_dir(backbone: str, method: str, seed: int, runs: Path = RUNS) -> Path:
     """The folder of one train-matrix run (``results/runs/<backbone>/<method>/seed<k>``)."""
     return Path(runs) / backbone / method / f"seed{seed}"
+
+
+def enter_project(start: str | Path | None = None) -> Path:
+    """Change to the project root (the nearest folder up holding ``dvc.yaml``) and return it.
+
+    Stage notebooks call this first, so the same relative paths work under ``dvc repro``,
+    in JupyterLab (which starts kernels in ``notebooks/``) and under nbval.
+    """
+    import os
+
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "dvc.yaml").is_file():
+            os.chdir(folder)
+            return folder
+    raise FileNotFoundError(f"no dvc.yaml in {here} or above: open the notebook inside the project")

@@ -8,14 +8,21 @@ part of the public interface, and the validator names the offending file and wha
       legend.json                   {"tissue_classes": ["granulation", "slough", ...]}
       metadata.csv                  one row per sample (columns below)
       images/<sample_id>.png        RGB, 8 bit
-      wound_masks/<sample_id>.png   single channel, 0 = not wound, 1 = wound
+      wound_masks/<sample_id>.png   single channel, 0 = not wound, 1 = wound,
+                                    255 = ignore (not annotated)
       tissue_masks/<sample_id>.png  single channel, 0 = no wound tissue, i = legend class i
                                     (1-based), 255 = ignore (not annotated)
 
-``metadata.csv`` columns: ``sample_id`` and ``patient_id`` (required, non-empty),
+A sample whose mask is 255 everywhere has no label for that task (partial labels: e.g. a
+wound-only image); it contributes no loss to that task.
+
+``metadata.csv`` columns: ``sample_id`` and ``patient_id`` (required, non-empty; the unit
+that must never be in two splits: a patient, or a source photograph for crops),
 ``visit_day`` (integer days since the first visit, optional), ``pixel_spacing_mm``
-(optional, millimetres per pixel); any further columns (e.g. the synthetic cohort's ground
-truth) are kept as they are.
+(optional, millimetres per pixel), ``split`` (optional, ``train``/``validation``/``test``:
+a predefined split, e.g. a dataset's official test set, used instead of a random
+patient-level split); any further columns (e.g. the synthetic cohort's ground truth) are
+kept as they are.
 """
 
 from __future__ import annotations
@@ -101,6 +108,15 @@ def read_metadata(root: str | Path) -> pd.DataFrame:
     if "visit_day" in frame.columns and frame["visit_day"].notna().any():
         if not pd.api.types.is_numeric_dtype(frame["visit_day"]):
             raise DatasetError(path, "visit_day must be a number of days")
+    if "split" in frame.columns:
+        unknown = sorted(set(frame["split"].dropna()) - {"train", "validation", "test"})
+        if unknown or frame["split"].isna().any():
+            raise DatasetError(path, f"split must be train, validation or test on every row; "
+                                     f"found {unknown or 'blank'}")
+        crossing = frame.groupby("patient_id")["split"].nunique()
+        if (crossing > 1).any():
+            raise DatasetError(path, f"patient_id {crossing[crossing > 1].index[0]!r} is in "
+                                     "more than one split (leakage)")
     if "pixel_spacing_mm" in frame.columns:
         spacing = pd.to_numeric(frame["pixel_spacing_mm"], errors="coerce")
         if (spacing <= 0).any():
@@ -126,19 +142,19 @@ def read_image(path: str | Path) -> np.ndarray:
     image = _open(Path(path))
     if image.mode not in ("RGB", "RGBA", "L", "P"):
         raise DatasetError(path, f"image mode {image.mode} is not 8-bit RGB")
-    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    return np.array(image.convert("RGB"), dtype=np.uint8)
 
 
 def read_index_mask(path: str | Path) -> np.ndarray:
     """A single-channel class-index mask as uint8 (H, W)."""
     image = _open(Path(path))
     if image.mode == "P":
-        return np.asarray(image, dtype=np.uint8)  # palette index = class index
+        return np.array(image, dtype=np.uint8)  # palette index = class index
     if image.mode != "L":
         raise DatasetError(
             path, f"mask has mode {image.mode}; save a single-channel (mode L) class-index PNG"
         )
-    return np.asarray(image, dtype=np.uint8)
+    return np.array(image, dtype=np.uint8)
 
 
 def write_sample(
@@ -195,11 +211,12 @@ def validate_sample(root: str | Path, sample_id: str, legend: Legend) -> tuple[i
                 f"mask is {mask.shape[1]}x{mask.shape[0]} px but its image is "
                 f"{size[1]}x{size[0]} px; masks must match their image pixel for pixel",
             )
-    bad = np.setdiff1d(np.unique(wound), [0, 1])
+    bad = np.setdiff1d(np.unique(wound), [0, 1, IGNORE_INDEX])
     if bad.size:
         raise DatasetError(
             root / WOUND_MASKS / f"{sample_id}.png",
-            f"values {bad.tolist()} outside the wound legend (0 = not wound, 1 = wound)",
+            f"values {bad.tolist()} outside the wound legend (0 = not wound, 1 = wound, "
+            f"{IGNORE_INDEX} = ignore)",
         )
     allowed = [*range(legend.n_tissue_labels), IGNORE_INDEX]
     bad = np.setdiff1d(np.unique(tissue), allowed)

@@ -51,10 +51,13 @@ def prepare_dataset(
     with atomic_directory(config.root) as tmp:
         SOURCES.get(config.source)(config, tmp)
         metadata = validate_dataset(tmp)
-        split = patient_split(
-            metadata,
-            (config.split.train, config.split.validation, config.split.test),
-            config.split.seed,
-        )
+        if "split" in metadata.columns:  # a predefined split (e.g. an official test set)
+            split = metadata[["sample_id", "patient_id", "split"]].astype(str)
+        else:
+            split = patient_split(
+                metadata,
+                (config.split.train, config.split.validation, config.split.test),
+                config.split.seed,
+            )
     write_csv(split_path, split)
     return metadata, split

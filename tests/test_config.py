@@ -1,0 +1,66 @@
+"""params.yaml: profiles overlay the top-level sections; errors name the file and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from wing.config import ConfigError, load_config
+
+from conftest import ROOT
+
+
+def project_params() -> dict:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def load(tmp_path: Path, params: dict):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return load_config(path)
+
+
+def test_every_profile_of_the_project_loads(tmp_path: Path):
+    params = project_params()
+    assert params["profile"] == "quick"
+    sizes = {}
+    for name in params["profiles"]:
+        config = load(tmp_path, {**params, "profile": name})
+        assert config.profile == name
+        sizes[name] = (config.data.image_size, config.train.epochs)
+    assert sizes["tiny"] < sizes["quick"] < sizes["paper"]
+    assert sizes["paper"][0] == 512
+
+
+def test_top_level_is_quick_and_overlay_wins(tmp_path: Path):
+    params = project_params()
+    quick = load(tmp_path, params)
+    assert quick.train.epochs == params["train"]["epochs"]
+    params["train"]["epochs"] = 3  # what `dvc exp run -S train.epochs=3` does
+    assert load(tmp_path, params).train.epochs == 3
+    tiny = load(tmp_path, {**params, "profile": "tiny"})
+    assert tiny.train.epochs == params["profiles"]["tiny"]["train"]["epochs"]
+    assert tiny.train.learning_rate == quick.train.learning_rate  # not overlaid: inherited
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda p: p["train"].update(epochs="ten"), "train.epochs' must be an integer"),
+        (lambda p: p["train"].update(learning_rate="1e-3"), "YAML needs 1.0e-3"),
+        (lambda p: p["train"].update(epoch=3), "unknown key(s) ['epoch'] under 'train'"),
+        (lambda p: p.update(profile="huge"), "profile 'huge' is not defined"),
+        (lambda p: p["profiles"]["quick"]["train"].update(seeds=[0]), "matrix axis"),
+        (lambda p: p["data"].update(image_size=100), "must be divisible by 8"),
+        (lambda p: p["data"]["split"].update(test=0.5), "sum to 1"),
+    ],
+)
+def test_bad_params_are_named(tmp_path: Path, change, message: str):
+    params = project_params()
+    change(params)
+    with pytest.raises(ConfigError) as error:
+        load(tmp_path, params)
+    assert str(tmp_path / "params.yaml") in str(error.value)
+    assert message in str(error.value)

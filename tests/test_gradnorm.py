@@ -1,0 +1,174 @@
+"""GradNorm's defining properties (Chen et al. 2018) on toy two-task problems."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from wing.balancing import BALANCERS, EqualWeighting, GradNorm
+
+TASKS = ("wound", "tissue")
+
+
+class Toy(nn.Module):
+    """Shared trunk (two layers, the last is W) and one linear head per task."""
+
+    def __init__(self, scales=(1.0, 10.0)):
+        super().__init__()
+        self.first = nn.Linear(4, 8)
+        self.last = nn.Linear(8, 8)
+        self.heads = nn.ModuleDict({t: nn.Linear(8, 1) for t in TASKS})
+        self.scales = dict(zip(TASKS, scales, strict=True))
+
+    def forward(self, x):
+        z = torch.tanh(self.last(torch.tanh(self.first(x))))
+        return z, {t: self.scales[t] * head(z) for t, head in self.heads.items()}
+
+    def groups(self):
+        shared = [*self.first.parameters(), *self.last.parameters()]
+        return shared, list(self.heads.parameters()), list(self.last.parameters())
+
+
+def losses_of(model, x, targets):
+    z, out = model(x)
+    return z, {t: ((out[t].squeeze(1) - targets[t]) ** 2).mean() for t in TASKS}
+
+
+def data(seed=0, n=32):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 4, generator=g)
+    return x, {"wound": x.sum(1), "tissue": torch.sin(x[:, 0]) * 3}
+
+
+def test_network_gradients_equal_those_of_the_weighted_sum():
+    """No second-order leak: d/dtheta equals that of sum_i w_i L_i with w held fixed."""
+    torch.manual_seed(0)
+    model, (x, y) = Toy(), data()
+    balancer = GradNorm(TASKS, alpha=1.5, learning_rate=0.1)
+    with torch.no_grad():
+        balancer.task_weights.copy_(torch.tensor([0.4, 1.6]))
+    shared, heads, last = model.groups()
+
+    z, losses = losses_of(model, x, y)
+    used = balancer.backward(losses, shared, heads, last, z)
+    got = [p.grad.clone() for p in model.parameters()]
+
+    model.zero_grad()
+    _, losses = losses_of(model, x, y)
+    (0.4 * losses["wound"] + 1.6 * losses["tissue"]).backward()
+    want = [p.grad.clone() for p in model.parameters()]
+    assert used == pytest.approx({"wound": 0.4, "tissue": 1.6})
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-7)
+
+
+def naive_gradnorm_weight_gradient(model, x, y, weights, initial, alpha):
+    """Textbook GradNorm with create_graph=True, as popular re-implementations do it."""
+    w = weights.clone().requires_grad_(True)
+    _, losses = losses_of(model, x, y)
+    last = list(model.last.parameters())
+    norms = []
+    for i, t in enumerate(TASKS):
+        grads = torch.autograd.grad(w[i] * losses[t], last, create_graph=True)
+        norms.append(torch.sqrt(sum((g**2).sum() for g in grads)))
+    norms = torch.stack(norms)
+    ratios = torch.stack([losses[t].detach() / initial[t] for t in TASKS])
+    target = (norms.mean() * (ratios / ratios.mean()) ** alpha).detach()
+    (grad,) = torch.autograd.grad((norms - target).abs().sum(), w)
+    return grad
+
+
+def test_weight_gradient_equals_the_textbook_gradnorm_loss():
+    torch.manual_seed(1)
+    model, (x, y) = Toy(), data(1)
+    balancer = GradNorm(TASKS, alpha=1.5, learning_rate=0.1)
+    shared, heads, last = model.groups()
+    z, losses = losses_of(model, x, y)
+    balancer.backward(losses, shared, heads, last, z)  # step 0 fixes L_i(0)
+    initial = dict(balancer.initial_losses)
+    weights = balancer.task_weights.detach().clone()
+    expected = naive_gradnorm_weight_gradient(model, x, y, weights, initial, 1.5)
+
+    captured = {}
+    original = balancer.optimizer.step
+
+    def spy(*args, **kwargs):
+        captured["grad"] = balancer.task_weights.grad.clone()
+        return original(*args, **kwargs)
+
+    balancer.optimizer.step = spy
+    model.zero_grad()
+    z, losses = losses_of(model, x, y)
+    balancer.backward(losses, shared, heads, last, z)
+    torch.testing.assert_close(captured["grad"], expected, rtol=1e-4, atol=1e-6)
+
+
+def train_toy(balancer, steps=150, scales=(1.0, 10.0), seed=0):
+    torch.manual_seed(seed)
+    model, (x, y) = Toy(scales), data(seed)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    shared, heads, last = model.groups()
+    history = []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        z, losses = losses_of(model, x, y)
+        balancer.backward(losses, shared, heads, last, z)
+        optimizer.step()
+        history.append((dict(balancer.weights()), dict(getattr(balancer, "last_grad_norms", {}))))
+    return history
+
+
+def test_weights_always_sum_to_the_number_of_tasks():
+    for weights, _ in train_toy(GradNorm(TASKS, alpha=1.5, learning_rate=0.05), steps=60):
+        assert sum(weights.values()) == pytest.approx(len(TASKS), rel=1e-5)
+        assert min(weights.values()) > 0
+
+
+def test_alpha_zero_equalises_the_weighted_gradient_norms():
+    """With alpha = 0 the target is the mean norm: the G_i converge to each other."""
+    history = train_toy(GradNorm(TASKS, alpha=0.0, learning_rate=0.05), steps=300)
+    first, last = history[0][1], history[-1][1]
+    gap = lambda norms: abs(norms["wound"] - norms["tissue"]) / (sum(norms.values()) / 2)  # noqa: E731
+    assert gap(first) > 0.5  # the tasks start far apart (loss scales 1 vs 10)
+    assert gap(last) < 0.1
+    # ... because the weights moved away from 1, not because the raw norms met by chance.
+    assert max(abs(w - 1.0) for w in history[-1][0].values()) > 0.2
+
+
+def test_equal_weighting_is_the_plain_sum():
+    torch.manual_seed(0)
+    model, (x, y) = Toy(), data()
+    shared, heads, last = model.groups()
+    z, losses = losses_of(model, x, y)
+    weights = EqualWeighting(TASKS).backward(losses, shared, heads, last, z)
+    got = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    _, losses = losses_of(model, x, y)
+    (losses["wound"] + losses["tissue"]).backward()
+    assert weights == {"wound": 1.0, "tissue": 1.0}
+    for g, p in zip(got, model.parameters(), strict=True):
+        torch.testing.assert_close(g, p.grad)
+
+
+def test_absent_task_contributes_nothing_and_keeps_weights_finite():
+    """Partial labels: a batch without the tissue label updates only from the wound loss."""
+    torch.manual_seed(0)
+    model, (x, y) = Toy(), data()
+    balancer = GradNorm(TASKS)
+    shared, heads, last = model.groups()
+    z, losses = losses_of(model, x, y)
+    before = balancer.task_weights.detach().clone()
+    balancer.backward({"wound": losses["wound"]}, shared, heads, last, z)
+    assert torch.equal(balancer.task_weights.detach(), before)  # one task: nothing to balance
+    assert all(torch.isfinite(p.grad).all() for p in shared)
+    assert model.heads["tissue"].weight.grad is None
+    assert "tissue" not in balancer.initial_losses
+
+
+def test_registry_names():
+    assert {"ew", "gradnorm"} <= set(BALANCERS.names())
+    with pytest.raises(KeyError, match="unknown balancer 'nash'"):
+        BALANCERS.get("nash")
+    with pytest.raises(ValueError, match="two or more tasks"):
+        GradNorm(("wound",))

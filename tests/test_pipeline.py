@@ -1,0 +1,121 @@
+"""End to end: `dvc repro` on the tiny profile in a fresh copy of the project.
+
+One slow test (a few minutes on 2 cores) covers what a user relies on: every stage notebook
+runs through papermill, the outputs exist, a second `dvc repro` does nothing, an
+evaluation-only parameter does not retrain, the executed notebooks re-run identically under
+nbval, and a broken dataset stops `prepare` with an error naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import ROOT, make_dataset
+
+pytestmark = pytest.mark.slow
+
+
+def sh(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "HF_HUB_OFFLINE": "1", "DVC_NO_ANALYTICS": "1", "PYTHONHASHSEED": "0"}
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+    return done
+
+
+def set_params(project: Path, **changes) -> None:
+    path = project / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for dotted, value in changes.items():
+        node = params
+        *parents, key = dotted.split(".")
+        for part in parents:
+            node = node[part]
+        node[key] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """A fresh copy of the tracked project, on the tiny profile, after `dvc repro`."""
+    project = tmp_path_factory.mktemp("clone") / "wing"
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
+                           check=True).stdout.split()
+    for name in files:
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, project / name)
+    set_params(project, profile="tiny")
+    sh(["git", "init", "-q"], project)
+    sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "x",
+        "--allow-empty"], project, check=False)
+    sh(["git", "add", "-A"], project)
+    sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "clone"], project)
+    sh(["dvc", "repro"], project)
+    return project
+
+
+def test_repro_produces_every_result(project: Path):
+    results = project / "results"
+    for name in ["report.html", "evaluation/per_image_scores.csv", "evaluation/metrics.json",
+                 "compare/paired_tests.csv", "compare/paired_tests.md", "compare/convergence.csv",
+                 "compare/parameters.csv", "figures/loss_curves.png", "figures/per_image_dice.png",
+                 "figures/gradnorm_weights.png", "figures/cohort_examples.png"]:
+        assert (results / name).is_file(), name
+    notebooks = sorted(p.name for p in (results / "notebooks").glob("*.ipynb"))
+    assert len(notebooks) == 4 + 3 * 2  # four stages + 3 methods x 2 seeds
+    scores = pd.read_csv(results / "evaluation/per_image_scores.csv")
+    assert set(scores["method"]) == {"stl", "ew", "gradnorm"} and set(scores["seed"]) == {0, 1}
+    assert {"sample_id", "patient_id", "target", "metric", "value", "backbone"} <= set(scores)
+    metrics = json.loads((results / "evaluation/metrics.json").read_text())
+    assert set(metrics["attention_unet"]) == {"stl", "ew", "gradnorm"}
+    report = (results / "report.html").read_text()
+    assert "Paired tests" in report and "data:image/png;base64" in report
+    assert not list(project.rglob(".*.tmp*")), "temporary files left behind"
+
+
+def test_second_repro_is_a_no_op_and_evaluation_params_do_not_retrain(project: Path):
+    assert "Data and pipelines are up to date" in sh(["dvc", "status"], project).stdout
+    again = sh(["dvc", "repro"], project).stdout
+    assert "Running stage" not in again
+    set_params(project, **{"compare.n_boot": 300})
+    changed = json.loads(sh(["dvc", "status", "--json"], project).stdout)
+    assert set(changed) == {"compare"}, changed  # report follows once compare's outs change
+    set_params(project, **{"compare.n_boot": 200})
+
+
+def test_executed_notebooks_reproduce_under_nbval(project: Path):
+    notebooks = [f"results/notebooks/{name}.ipynb" for name in
+                 ("01_prepare", "03_evaluate", "04_compare", "05_report")]
+    done = sh([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval",
+               "--nbval-sanitize-with", str(ROOT / "tests/nbval_sanitize.cfg"),
+               "--nbval-kernel-name", "python3", *notebooks], project, check=False)
+    assert done.returncode == 0, done.stdout[-6000:]
+    assert " passed" in done.stdout
+
+
+def test_broken_dataset_stops_prepare_naming_the_file(project: Path, tmp_path: Path):
+    raw = tmp_path / "clinic"
+    make_dataset(raw, n_patients=4, visits=2, size=32)
+    (raw / "tissue_masks" / "P02_V1.png").unlink()
+    set_params(project, **{"data.source": "folder", "data.raw": str(raw)})
+    try:
+        done = sh(["dvc", "repro", "prepare"], project, check=False)
+        assert done.returncode != 0
+        assert f"{raw}/tissue_masks/P02_V1.png: missing" in done.stdout + done.stderr
+        # nothing half-written: the failed notebook is kept aside, not under results/
+        assert not (project / "results/notebooks/01_prepare.ipynb").exists()
+        assert (project / "logs/failed/01_prepare.ipynb").is_file()
+        assert not list(project.rglob(".*.tmp*"))
+    finally:
+        set_params(project, **{"data.source": "synthetic", "data.raw": ""})
+        sh(["dvc", "checkout"], project, check=False)
