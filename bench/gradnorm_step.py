@@ -16,7 +16,6 @@ import json
 import platform
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
@@ -48,11 +47,19 @@ class CreateGraphGradNorm(Balancer):
         if self.initial is None:
             self.initial = stacked.detach()
         weighted = self.task_weights * stacked
-        norms = torch.stack([
-            torch.cat([g.flatten() for g in torch.autograd.grad(
-                weighted[i], last, retain_graph=True, create_graph=True)]).norm()
-            for i in range(len(self.tasks))
-        ])
+        norms = torch.stack(
+            [
+                torch.cat(
+                    [
+                        g.flatten()
+                        for g in torch.autograd.grad(
+                            weighted[i], last, retain_graph=True, create_graph=True
+                        )
+                    ]
+                ).norm()
+                for i in range(len(self.tasks))
+            ]
+        )
         ratios = stacked.detach() / self.initial
         target = (norms.mean() * (ratios / ratios.mean()) ** self.alpha).detach()
         gradnorm_loss = (norms - target).abs().sum()
@@ -80,14 +87,19 @@ def main() -> None:
     n_tissue = 5
     images = torch.rand(args.batch_size, 3, args.image_size, args.image_size, device=device)
     targets = {
-        "wound": torch.randint(0, 2, (args.batch_size, args.image_size, args.image_size), device=device),
-        "tissue": torch.randint(0, n_tissue, (args.batch_size, args.image_size, args.image_size),
-                                device=device),
+        "wound": torch.randint(
+            0, 2, (args.batch_size, args.image_size, args.image_size), device=device
+        ),
+        "tissue": torch.randint(
+            0, n_tissue, (args.batch_size, args.image_size, args.image_size), device=device
+        ),
     }
     variants = {}
-    for name, balancer in (("equal_weighting", EqualWeighting(TASKS)),
-                           ("gradnorm", GradNorm(TASKS)),
-                           ("gradnorm_create_graph", CreateGraphGradNorm(TASKS))):
+    for name, balancer in (
+        ("equal_weighting", EqualWeighting(TASKS)),
+        ("gradnorm", GradNorm(TASKS)),
+        ("gradnorm_create_graph", CreateGraphGradNorm(TASKS)),
+    ):
         torch.manual_seed(0)
         network = build_network("attention_unet", {"wound": 2, "tissue": n_tissue}).to(device)
         optimizer = torch.optim.Adam(network.parameters(), lr=1e-3)
@@ -101,8 +113,13 @@ def main() -> None:
         representation, logits = network(images)
         losses = {t: segmentation_loss(logits[t], targets[t]) for t in TASKS}
         optimizer.zero_grad(set_to_none=True)
-        balancer.backward(losses, network.shared_parameters(), network.task_specific_parameters(),
-                          network.last_shared_parameters(), representation)
+        balancer.backward(
+            losses,
+            network.shared_parameters(),
+            network.task_specific_parameters(),
+            network.last_shared_parameters(),
+            representation,
+        )
         optimizer.step()
         if device.type == "cuda":
             torch.cuda.synchronize()
@@ -116,6 +133,14 @@ def main() -> None:
             if round_ >= args.warmup:
                 times[name].append(elapsed)
     median = {name: statistics.median(values) for name, values in times.items()}
+    # Paired per round (the variants of one round ran back to back): robust to drifts in
+    # machine load that shift all three alike.
+    paired = {
+        name: statistics.median(
+            t / e for t, e in zip(values, times["equal_weighting"], strict=True)
+        )
+        for name, values in times.items()
+    }
     base = median["equal_weighting"]
     result = {
         "benchmark": "gradnorm_step",
@@ -128,6 +153,7 @@ def main() -> None:
         "rounds": args.rounds,
         "median_step_seconds": median,
         "ratio_to_equal_weighting": {name: value / base for name, value in median.items()},
+        "paired_ratio_to_equal_weighting": paired,
         "target_ratio_gradnorm": 1.05,
     }
     write_json(args.out, result)

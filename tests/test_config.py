@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wing.config import ConfigError, load_config
-
 from conftest import ROOT
+from wing.config import ConfigError, load_config
 
 
 def project_params() -> dict:

@@ -46,7 +46,9 @@ def test_tissue_values_outside_legend(dataset: Path):
 
 
 def test_wound_values_outside_legend(dataset: Path):
-    Image.fromarray(np.full((32, 32), 2, np.uint8), mode="L").save(dataset / "wound_masks/P02_V1.png")
+    Image.fromarray(np.full((32, 32), 2, np.uint8), mode="L").save(
+        dataset / "wound_masks/P02_V1.png"
+    )
     expect_error(dataset, "wound_masks/P02_V1.png", "outside the wound legend")
 
 
@@ -57,7 +59,9 @@ def test_unreadable_image(dataset: Path):
 
 
 def test_rgb_mask_where_index_mask_expected(dataset: Path):
-    Image.fromarray(np.zeros((32, 32, 3), np.uint8), mode="RGB").save(dataset / "tissue_masks/P00_V2.png")
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8), mode="RGB").save(
+        dataset / "tissue_masks/P00_V2.png"
+    )
     expect_error(dataset, "tissue_masks/P00_V2.png", "single-channel")
 
 
@@ -79,7 +83,9 @@ def test_missing_legend_and_folder(dataset: Path, tmp_path: Path):
     expect_error(dataset, "legend.json", "missing")
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(values=st.lists(st.integers(0, 255), min_size=1, max_size=6))
 def test_validator_accepts_exactly_the_legend(dataset: Path, values: list[int]):
     """Any tissue value in {0..4, 255} passes; any other value fails, naming the mask."""

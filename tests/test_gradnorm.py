@@ -41,7 +41,8 @@ def data(seed=0, n=32):
     return x, {"wound": x.sum(1), "tissue": torch.sin(x[:, 0]) * 3}
 
 
-def test_network_gradients_equal_those_of_the_weighted_sum():
+@pytest.mark.parametrize("with_representation", [True, False])
+def test_network_gradients_equal_those_of_the_weighted_sum(with_representation: bool):
     """No second-order leak: d/dtheta equals that of sum_i w_i L_i with w held fixed."""
     torch.manual_seed(0)
     model, (x, y) = Toy(), data()
@@ -51,7 +52,7 @@ def test_network_gradients_equal_those_of_the_weighted_sum():
     shared, heads, last = model.groups()
 
     z, losses = losses_of(model, x, y)
-    used = balancer.backward(losses, shared, heads, last, z)
+    used = balancer.backward(losses, shared, heads, last, z if with_representation else None)
     got = [p.grad.clone() for p in model.parameters()]
 
     model.zero_grad()

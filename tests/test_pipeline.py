@@ -25,11 +25,18 @@ pytestmark = pytest.mark.slow
 
 
 def sh(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "HF_HUB_OFFLINE": "1", "DVC_NO_ANALYTICS": "1", "PYTHONHASHSEED": "0"}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "HF_HUB_OFFLINE": "1",
+        "DVC_NO_ANALYTICS": "1",
+        "PYTHONHASHSEED": "0",
+    }
     done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
     if check and done.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+        raise AssertionError(
+            f"{' '.join(args)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+        )
     return done
 
 
@@ -49,15 +56,29 @@ def set_params(project: Path, **changes) -> None:
 def project(tmp_path_factory) -> Path:
     """A fresh copy of the tracked project, on the tiny profile, after `dvc repro`."""
     project = tmp_path_factory.mktemp("clone") / "wing"
-    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
-                           check=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
     for name in files:
         (project / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, project / name)
     set_params(project, profile="tiny")
     sh(["git", "init", "-q"], project)
-    sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "x",
-        "--allow-empty"], project, check=False)
+    sh(
+        [
+            "git",
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qam",
+            "x",
+            "--allow-empty",
+        ],
+        project,
+        check=False,
+    )
     sh(["git", "add", "-A"], project)
     sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "clone"], project)
     sh(["dvc", "repro"], project)
@@ -66,10 +87,19 @@ def project(tmp_path_factory) -> Path:
 
 def test_repro_produces_every_result(project: Path):
     results = project / "results"
-    for name in ["report.html", "evaluation/per_image_scores.csv", "evaluation/metrics.json",
-                 "compare/paired_tests.csv", "compare/paired_tests.md", "compare/convergence.csv",
-                 "compare/parameters.csv", "figures/loss_curves.png", "figures/per_image_dice.png",
-                 "figures/gradnorm_weights.png", "figures/cohort_examples.png"]:
+    for name in [
+        "report.html",
+        "evaluation/per_image_scores.csv",
+        "evaluation/metrics.json",
+        "compare/paired_tests.csv",
+        "compare/paired_tests.md",
+        "compare/convergence.csv",
+        "compare/parameters.csv",
+        "figures/loss_curves.png",
+        "figures/per_image_dice.png",
+        "figures/gradnorm_weights.png",
+        "figures/cohort_examples.png",
+    ]:
         assert (results / name).is_file(), name
     notebooks = sorted(p.name for p in (results / "notebooks").glob("*.ipynb"))
     assert len(notebooks) == 4 + 3 * 2  # four stages + 3 methods x 2 seeds
@@ -94,11 +124,28 @@ def test_second_repro_is_a_no_op_and_evaluation_params_do_not_retrain(project: P
 
 
 def test_executed_notebooks_reproduce_under_nbval(project: Path):
-    notebooks = [f"results/notebooks/{name}.ipynb" for name in
-                 ("01_prepare", "03_evaluate", "04_compare", "05_report")]
-    done = sh([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval",
-               "--nbval-sanitize-with", str(ROOT / "tests/nbval_sanitize.cfg"),
-               "--nbval-kernel-name", "python3", *notebooks], project, check=False)
+    notebooks = [
+        f"results/notebooks/{name}.ipynb"
+        for name in ("01_prepare", "03_evaluate", "04_compare", "05_report")
+    ]
+    done = sh(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--nbval",
+            "--nbval-sanitize-with",
+            str(ROOT / "tests/nbval_sanitize.cfg"),
+            "--nbval-kernel-name",
+            "python3",
+            *notebooks,
+        ],
+        project,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout[-6000:]
     assert " passed" in done.stdout
 

@@ -12,8 +12,11 @@ from wing.data.split import patient_split
 
 def cohort(n_patients: int, visits: int) -> pd.DataFrame:
     return pd.DataFrame(
-        [{"sample_id": f"P{p}_V{v}", "patient_id": f"P{p}"} for p in range(n_patients)
-         for v in range(visits)]
+        [
+            {"sample_id": f"P{p}_V{v}", "patient_id": f"P{p}"}
+            for p in range(n_patients)
+            for v in range(visits)
+        ]
     )
 
 

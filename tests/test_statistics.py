@@ -339,3 +339,32 @@ def test_convergence_table_uses_logged_epoch_numbers_and_missing_tasks():
     out = convergence_table(history).iloc[0]
     assert out["wound_epoch"] == 6
     assert pd.isna(out["tissue_epoch"]) and pd.isna(out["epoch_gap"])
+
+
+def test_convergence_flags_runs_still_improving_at_the_last_epoch():
+    from wing.statistics.convergence import convergence_table
+
+    rows = []
+    for epoch, (wound, tissue) in enumerate([(3, 3), (2, 2.5), (1, 2.0), (1.5, 1.0)], start=1):
+        rows += [
+            {
+                "method": "gradnorm",
+                "backbone": "b",
+                "seed": 0,
+                "epoch": epoch,
+                "task": "wound",
+                "val_loss": wound,
+            },
+            {
+                "method": "gradnorm",
+                "backbone": "b",
+                "seed": 0,
+                "epoch": epoch,
+                "task": "tissue",
+                "val_loss": tissue,
+            },
+        ]
+    table = convergence_table(pd.DataFrame(rows))
+    assert table.loc[0, "wound_epoch"] == 3 and table.loc[0, "tissue_epoch"] == 4
+    assert table.loc[0, "epochs"] == 4 and bool(table.loc[0, "at_last_epoch"])
+    assert table.loc[0, "epoch_gap"] == 1

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import make_dataset
 from wing.config import TrainConfig
 from wing.data.dataset import WoundDataset
 from wing.data.split import patient_split
@@ -16,8 +17,6 @@ from wing.models import build_network, count_parameters
 from wing.training.loop import predict_run, train_run
 from wing.training.losses import segmentation_loss
 from wing.training.methods import method
-
-from conftest import make_dataset
 
 TINY = TrainConfig(epochs=2, batch_size=4, channels=(4, 8, 16), strides=(2, 2), num_threads=1)
 
@@ -31,8 +30,16 @@ def cohort(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
 
 def run(cohort, out: Path, name: str, seed: int = 0, config: TrainConfig = TINY) -> dict:
     root, split = cohort
-    return train_run(method=name, backbone="attention_unet", seed=seed, dataset_root=root,
-                     split=split, image_size=32, config=config, out_dir=out)
+    return train_run(
+        method=name,
+        backbone="attention_unet",
+        seed=seed,
+        dataset_root=root,
+        split=split,
+        image_size=32,
+        config=config,
+        out_dir=out,
+    )
 
 
 def test_same_seed_same_numbers(cohort, tmp_path: Path):
@@ -70,8 +77,16 @@ def test_run_folder_contents(cohort, tmp_path: Path):
 
 def test_failed_run_leaves_no_folder(cohort, tmp_path: Path):
     with pytest.raises(KeyError, match="unknown backbone"):
-        train_run(method="ew", backbone="resnet9000", seed=0, dataset_root=cohort[0],
-                  split=cohort[1], image_size=32, config=TINY, out_dir=tmp_path / "run")
+        train_run(
+            method="ew",
+            backbone="resnet9000",
+            seed=0,
+            dataset_root=cohort[0],
+            split=cohort[1],
+            image_size=32,
+            config=TINY,
+            out_dir=tmp_path / "run",
+        )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -82,12 +97,19 @@ def test_methods():
         method("mystery")
 
 
-def test_single_task_network_is_monai_attention_unet():
+def test_trunk_is_monai_attention_unet_and_last_shared_layer_is_its_last_conv():
     from monai.networks.nets import AttentionUnet
 
-    ours = build_network("attention_unet", {"wound": 2}, channels=(4, 8, 16), strides=(2, 2))
-    monai = AttentionUnet(2, 3, 2, channels=(4, 8, 16), strides=(2, 2))
-    assert count_parameters(ours) == count_parameters(monai)
+    ours = build_network(
+        "attention_unet", {"wound": 2, "tissue": 5}, channels=(4, 8, 16), strides=(2, 2)
+    )
+    assert isinstance(ours.trunk, AttentionUnet)
+    head = 4 * 2 + 2 + 4 * 5 + 5  # two 1x1 heads on a 4-channel representation
+    monai = AttentionUnet(2, 3, 4, channels=(4, 8, 16), strides=(2, 2))
+    assert count_parameters(ours) == count_parameters(monai) + head
+    last = ours.last_shared_parameters()
+    assert [p.shape for p in last] == [(4, 4, 1, 1), (4,)]
+    assert ours.last_shared_parameters("model.1.merge")[0].shape == (4, 8, 3, 3)
 
 
 def test_loss_ignores_unlabelled_pixels_and_absent_tasks():

@@ -13,6 +13,9 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 HERE = Path(__file__).resolve().parent.parent / "notebooks"
 
 
+ENTER = "from wing.paths import enter_project\n\n_ = enter_project()  # run from the project root\n"
+
+
 def params(source):
     cell = new_code_cell(source)
     cell.metadata["tags"] = ["parameters"]
@@ -30,7 +33,7 @@ photographs of chronic wounds with exact wound and tissue masks and a known heal
 trajectory per patient. The dataset is validated file by file, then split **by patient**
 into train, validation and test, so that no patient's visits appear in two splits."""),
         params('params_path = "params.yaml"'),
-        new_code_cell("""from wing.config import load_config
+        new_code_cell(ENTER + """from wing.config import load_config
 from wing.data.sources import prepare_dataset
 from wing.data.split import SPLITS
 from wing.figures.examples import plot_cohort_examples
@@ -64,7 +67,7 @@ last epoch are kept; per-epoch losses are logged with DVCLive."""),
         params(
             'params_path = "params.yaml"\nbackbone = "attention_unet"\nmethod = "gradnorm"\nseed = 0'
         ),
-        new_code_cell("""import pandas as pd
+        new_code_cell(ENTER + """import pandas as pd
 
 from wing.config import load_config
 from wing.paths import SPLIT, run_dir
@@ -90,7 +93,7 @@ images where the reference contains it, and `tissue_mean` is the mean over the c
 scored on that image. Pooled scores (all pixels of all test images together) are kept as the
 alternative convention."""),
         params('params_path = "params.yaml"'),
-        new_code_cell("""from wing.config import load_config
+        new_code_cell(ENTER + """from wing.config import load_config
 from wing.evaluation.evaluate import evaluate_runs, metrics_summary
 from wing.io import write_csv, write_json
 from wing.paths import EVALUATION
@@ -115,7 +118,7 @@ matched-pairs rank-biserial) and bootstrap 95% confidence intervals of the mean 
 Also: Δ-MTL against STL, each task's validation-loss convergence epoch per method (the
 paper's "both tasks converge at the same epoch" claim), parameter counts and step times."""),
         params('params_path = "params.yaml"'),
-        new_code_cell("""import pandas as pd
+        new_code_cell(ENTER + """import pandas as pd
 
 from wing.config import load_config
 from wing.evaluation.evaluate import collect_runs
@@ -166,7 +169,7 @@ save_figure(FIGURES / "gradnorm_weights.png", plot_balancer_weights(log[log.meth
 One HTML page with the methods text (`paper/methods.md`), the tables and the figures; every
 number on it is read from the pipeline's outputs."""),
         params('params_path = "params.yaml"'),
-        new_code_cell("""from wing.config import load_config
+        new_code_cell(ENTER + """from wing.config import load_config
 from wing.io import write_text
 from wing.paths import REPORT
 from wing.report import build_report

@@ -13,9 +13,11 @@ and the network is updated by d(sum_i w_i L_i)/d theta only. Two consequences sh
 (1) the per-task norms ||grad_W L_i|| do not depend on w, so d L_grad / d w is computed by
 ``torch.autograd.grad(L_grad, w)`` on a tiny graph, with no ``create_graph`` and no
 second-order terms leaking into the network's gradients (the pitfall of popular versions);
-(2) the network's gradient of W is sum_i w_i grad_W L_i, which is assembled from the
-per-task gradients already computed, and the main backward pass skips W. So a GradNorm step
-costs one ordinary backward plus T short backwards through the heads and W.
+(2) the network's gradients are assembled from per-task passes that are needed anyway:
+each task's loss is back-propagated once to the shared representation z (and its head),
+grad_W L_i is a short pass from z to W, and the trunk receives one backward of
+sum_i w_i dL_i/dz. Nothing is traversed more often than by equal weighting, so a GradNorm
+step costs about an equal-weighting step (``bench/gradnorm_step.py``).
 """
 
 from __future__ import annotations
@@ -55,39 +57,54 @@ class GradNorm(Balancer):
     ):
         present = [t for t in self.tasks if t in losses]
         index = torch.tensor([self.tasks.index(t) for t in present])
+        used = self.task_weights.detach().clone()
+        logs = dict(zip(self.tasks, used.tolist(), strict=True))
+        weights = [used[i] for i in index.tolist()]
         last = [p for p in last_shared_parameters if p.requires_grad]
-        # grad_W L_i for each present task; only the heads and W are traversed.
-        task_grads = [
-            torch.autograd.grad(losses[t], last, retain_graph=True, allow_unused=True)
-            for t in present
-        ]
+        last_ids = {id(p) for p in last}
+        heads = [p for p in task_specific_parameters if p.requires_grad]
+        trunk = [p for p in shared_parameters if p.requires_grad and id(p) not in last_ids]
+
+        if representation is not None:
+            # One pass per task through its loss and head, down to the shared representation
+            # z; from there grad_W L_i is a short pass from z to W, and the trunk gets one
+            # backward of sum_i w_i dL_i/dz. Nothing is traversed more often than in EW.
+            per_task = [
+                torch.autograd.grad(
+                    losses[t], [representation, *heads], retain_graph=True, allow_unused=True
+                )
+                for t in present
+            ]
+            task_grads = [
+                torch.autograd.grad(
+                    representation,
+                    last,
+                    grad_outputs=grads[0],
+                    retain_graph=True,
+                    allow_unused=True,
+                )
+                for grads in per_task
+            ]
+            total = sum(w * grads[0] for w, grads in zip(weights, per_task, strict=True))
+            if trunk:
+                torch.autograd.backward(representation, grad_tensors=total, inputs=trunk)
+            _accumulate(heads, [[g for g in grads[1:]] for grads in per_task], weights)
+        else:
+            # Without a representation: grad_W L_i through heads and W, then one backward of
+            # sum_i w_i L_i that skips W.
+            task_grads = [
+                torch.autograd.grad(losses[t], last, retain_graph=True, allow_unused=True)
+                for t in present
+            ]
+            total = sum(w * losses[t] for w, t in zip(weights, present, strict=True))
+            torch.autograd.backward(total, inputs=trunk + heads)
+        _accumulate(last, task_grads, weights)
         norms = torch.stack(
             [
                 torch.sqrt(sum((g.detach() ** 2).sum() for g in grads if g is not None))
                 for grads in task_grads
             ]
         )
-        used = self.task_weights.detach().clone()
-        logs = dict(zip(self.tasks, used.tolist(), strict=True))
-
-        # The network: d(sum_i w_i L_i)/d theta, with W's share assembled from task_grads.
-        total = sum(used[i] * losses[t] for i, t in zip(index.tolist(), present, strict=True))
-        last_ids = {id(p) for p in last}
-        rest = [
-            p
-            for p in [*shared_parameters, *task_specific_parameters]
-            if p.requires_grad and id(p) not in last_ids
-        ]
-        torch.autograd.backward(total, inputs=rest)
-        for j, parameter in enumerate(last):
-            parts = [
-                used[i] * grads[j]
-                for i, grads in zip(index.tolist(), task_grads, strict=True)
-                if grads[j] is not None
-            ]
-            if parts:
-                grad = torch.stack(parts).sum(0)
-                parameter.grad = grad if parameter.grad is None else parameter.grad + grad
 
         # The weights: d L_grad / d w only (Eq. 2), then renormalise to sum T.
         for t in present:
@@ -111,3 +128,16 @@ class GradNorm(Balancer):
             for i, t, n in zip(index.tolist(), present, norms.tolist(), strict=True)
         }
         return logs
+
+
+def _accumulate(parameters, task_grads, weights) -> None:
+    """parameter.grad += sum_i w_i g_i over the tasks whose gradient reaches it."""
+    for j, parameter in enumerate(parameters):
+        parts = [
+            w * grads[j]
+            for w, grads in zip(weights, task_grads, strict=True)
+            if grads[j] is not None
+        ]
+        if parts:
+            grad = torch.stack(parts).sum(0)
+            parameter.grad = grad if parameter.grad is None else parameter.grad + grad

@@ -111,12 +111,17 @@ def read_metadata(root: str | Path) -> pd.DataFrame:
     if "split" in frame.columns:
         unknown = sorted(set(frame["split"].dropna()) - {"train", "validation", "test"})
         if unknown or frame["split"].isna().any():
-            raise DatasetError(path, f"split must be train, validation or test on every row; "
-                                     f"found {unknown or 'blank'}")
+            raise DatasetError(
+                path,
+                f"split must be train, validation or test on every row; found {unknown or 'blank'}",
+            )
         crossing = frame.groupby("patient_id")["split"].nunique()
         if (crossing > 1).any():
-            raise DatasetError(path, f"patient_id {crossing[crossing > 1].index[0]!r} is in "
-                                     "more than one split (leakage)")
+            raise DatasetError(
+                path,
+                f"patient_id {crossing[crossing > 1].index[0]!r} is in "
+                "more than one split (leakage)",
+            )
     if "pixel_spacing_mm" in frame.columns:
         spacing = pd.to_numeric(frame["pixel_spacing_mm"], errors="coerce")
         if (spacing <= 0).any():

@@ -1,9 +1,12 @@
 """Attention U-Net (Oktay et al., MIDL 2018, arXiv 1804.03999) as a shared trunk.
 
-MONAI's ``AttentionUnet`` is ``Sequential(head, encoder-decoder, 1x1 reduce)``; the trunk is
-its first two parts and each task gets its own 1x1 reduce layer (see ``hard_sharing``), so a
-single-task network here is exactly MONAI's model. The last shared layer is the top-level
-merge convolution that fuses the attention-gated skip with the up-sampled decoder features.
+The trunk is MONAI's ``AttentionUnet`` whole, with its final 1x1 convolution producing a
+``channels[0]``-wide shared representation instead of class scores; each task then has its
+own 1x1 output layer (see ``hard_sharing``). That final 1x1 convolution is the last shared
+layer, GradNorm's W by default: the per-task gradient norms GradNorm needs then cost one
+backward pass through a 1x1 layer and a head per task, not through the decoder (see
+``bench/gradnorm_step.py``). Any other trunk module can be chosen by its path in params.yaml
+(``train.last_shared_layer``, e.g. ``model.1.merge`` for the top decoder merge convolution).
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from monai.networks.nets import AttentionUnet
-from torch import nn
 
 from wing.models.base import Backbone
 
@@ -30,9 +32,4 @@ def build(
         strides=list(strides),
         dropout=dropout,
     )
-    head, encoder_decoder = network.model[0], network.model[1]
-    return Backbone(
-        trunk=nn.Sequential(head, encoder_decoder),
-        out_channels=channels[0],
-        last_shared_layer=encoder_decoder.merge,
-    )
+    return Backbone(trunk=network, out_channels=channels[0], last_shared_layer=network.model[2])

@@ -43,7 +43,10 @@ def convergence_table(
     Epochs are taken from the ``epoch`` column after sorting by it, so the result is an actual
     epoch number even when logging started later or skipped epochs. Columns: the run keys
     present in ``history``, then ``<task>_epoch`` and ``<task>_min_loss`` per task and, for two
-    tasks, ``epoch_gap = |epoch_1 - epoch_2|``. A task missing from a run gives ``<NA>`` epochs.
+    tasks, ``epoch_gap = |epoch_1 - epoch_2|``, and ``epochs`` (the last logged epoch) with
+    ``at_last_epoch``: True when some task's minimum is the last epoch, i.e. its validation
+    loss was still falling and the run says nothing about where it converges. A task missing
+    from a run gives ``<NA>`` epochs.
     """
     missing = [c for c in ("epoch", "task", "val_loss") if c not in history.columns]
     if missing:
@@ -52,6 +55,7 @@ def convergence_table(
     rows = []
     for run, group in history.groupby(keys, sort=False) if keys else [((), history)]:
         row = dict(zip(keys, run if isinstance(run, tuple) else (run,), strict=True))
+        row["epochs"] = int(group["epoch"].max())
         for task in tasks:
             curve = group[group["task"] == task].sort_values("epoch", kind="stable")
             losses = curve["val_loss"].to_numpy(dtype=float)
@@ -62,12 +66,14 @@ def convergence_table(
             row[f"{task}_epoch"] = int(curve["epoch"].iloc[position - 1])
             row[f"{task}_min_loss"] = float(np.nanmin(losses))
         rows.append(row)
-    columns = [*keys, *(f"{t}_{s}" for t in tasks for s in ("epoch", "min_loss"))]
+    columns = [*keys, *(f"{t}_{s}" for t in tasks for s in ("epoch", "min_loss")), "epochs"]
     out = pd.DataFrame(rows, columns=columns)
     for task in tasks:
         out[f"{task}_epoch"] = out[f"{task}_epoch"].astype("Int64")
     if len(tasks) == 2:
         out["epoch_gap"] = (out[f"{tasks[0]}_epoch"] - out[f"{tasks[1]}_epoch"]).abs()
+    at_last = pd.concat([out[f"{t}_epoch"] == out["epochs"] for t in tasks], axis=1)
+    out["at_last_epoch"] = at_last.fillna(False).any(axis=1).astype(bool)
     return out
 
 
