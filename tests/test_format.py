@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from wing.config import DataConfig
+from wing.config import DataConfig, RawConfig
 from wing.data.format import DatasetError, read_index_mask, validate_dataset
 from wing.data.sources import prepare_dataset
 
@@ -103,7 +103,7 @@ def test_failed_prepare_keeps_earlier_output(dataset: Path, tmp_path: Path):
     """A bad dataset stops prepare and leaves the previous prepared dataset and split intact."""
     out = tmp_path / "prepared" / "cohort"
     split = tmp_path / "prepared" / "split.csv"
-    config = DataConfig(source="folder", raw=str(dataset), root=str(out))
+    config = DataConfig(source="folder", raw=RawConfig(folder=str(dataset)), root=str(out))
     prepare_dataset(config, split)
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     split_before = split.read_bytes()

@@ -154,7 +154,7 @@ def test_broken_dataset_stops_prepare_naming_the_file(project: Path, tmp_path: P
     raw = tmp_path / "clinic"
     make_dataset(raw, n_patients=4, visits=2, size=32)
     (raw / "tissue_masks" / "P02_V1.png").unlink()
-    set_params(project, **{"data.source": "folder", "data.raw": str(raw)})
+    set_params(project, **{"data.source": "folder", "data.raw.folder": str(raw)})
     try:
         done = sh(["dvc", "repro", "prepare"], project, check=False)
         assert done.returncode != 0
@@ -164,5 +164,5 @@ def test_broken_dataset_stops_prepare_naming_the_file(project: Path, tmp_path: P
         assert (project / "logs/failed/01_prepare.ipynb").is_file()
         assert not list(project.rglob(".*.tmp*"))
     finally:
-        set_params(project, **{"data.source": "synthetic", "data.raw": ""})
+        set_params(project, **{"data.source": "synthetic", "data.raw.folder": ""})
         sh(["dvc", "checkout"], project, check=False)

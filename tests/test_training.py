@@ -122,3 +122,32 @@ def test_loss_ignores_unlabelled_pixels_and_absent_tasks():
     partial = segmentation_loss(logits, masked)
     alone = segmentation_loss(logits[:1], target[:1])
     torch.testing.assert_close(partial, alone)  # the unlabelled image adds nothing
+
+
+def test_partial_labels_train_without_nans(tmp_path: Path):
+    """Wound-only samples (tissue all 255): no loss for tissue, finite everything, and the
+    STL tissue network trains on the tissue-labelled samples only."""
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path / "data"
+    metadata = make_dataset(root, n_patients=5, visits=2, size=32)
+    split = patient_split(metadata, (0.6, 0.2, 0.2), seed=0)
+    train = split[split["split"] == "train"]["sample_id"].tolist()
+    for sample_id in train[1:]:  # only one training image keeps its tissue label
+        Image.fromarray(np.full((32, 32), 255, np.uint8), mode="L").save(
+            root / "tissue_masks" / f"{sample_id}.png"
+        )
+    stl = run((root, split), tmp_path / "stl", "stl")
+    samples = {tuple(n["tasks"]): n["train_samples"] for n in stl["networks"]}
+    assert samples == {("wound",): len(train), ("tissue",): 1}
+    run((root, split), tmp_path / "gradnorm", "gradnorm")
+    for name in ("stl", "gradnorm"):
+        history = pd.read_csv(tmp_path / name / "history.csv")
+        assert history[["train_loss", "val_loss"]].notna().all().all()
+    log = pd.read_csv(tmp_path / "gradnorm" / "balancer_log.csv")
+    assert np.isfinite(log["weight"]).all()
+    assert (log.groupby("step")["weight"].sum().round(5) == 2.0).all()
+    present = log.groupby("task")["present"].sum()
+    assert present["tissue"] < present["wound"]  # most batches have no tissue label
+    assert log.loc[~log["present"], "grad_norm"].isna().all()

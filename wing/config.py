@@ -45,11 +45,25 @@ class SplitConfig:
 
 
 @dataclass(frozen=True)
+class RawConfig:
+    """Where each data source reads its raw files (the datasets' own published layouts)."""
+
+    folder: str = ""
+    dfutissue: str = "../shared/data/dfutissue"
+    fuseg: str = "../shared/data/fuseg-256"
+    links: str = "../shared/data/links"
+    lutseg: str = "../shared/data/lutseg/LUTSeg/examples"
+
+
+@dataclass(frozen=True)
 class DataConfig:
     source: str = "synthetic"
-    raw: str = ""
-    root: str = "data/prepared/cohort"
+    root: str = "data/prepared/dataset"
     image_size: int = 96
+    wound_label: str = "fuseg"
+    validation_count: int = 16
+    fuseg_limit: int = 0
+    raw: RawConfig = field(default_factory=RawConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
 

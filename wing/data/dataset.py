@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from wing.data.format import load_sample
+from wing.data.format import IGNORE_INDEX, load_sample
 
 
 class RandomRot90(v2.Transform):
@@ -75,6 +75,13 @@ class WoundDataset(Dataset):
         self.wounds = torch.stack(wounds).long() if wounds else torch.empty(0)
         self.tissues = torch.stack(tissues).long() if tissues else torch.empty(0)
         self.transform = augmentation() if augment else None
+
+    def labelled(self, task: str) -> torch.Tensor:
+        """Which samples carry a label for ``task`` (any pixel not 255): partial labels."""
+        masks = self.wounds if task == "wound" else self.tissues
+        if len(self) == 0:
+            return torch.zeros(0, dtype=torch.bool)
+        return (masks != IGNORE_INDEX).flatten(1).any(1)
 
     def __len__(self) -> int:
         return len(self.sample_ids)

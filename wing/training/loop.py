@@ -16,12 +16,12 @@ import numpy as np
 import pandas as pd
 import torch
 from dvclive import Live
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 from wing.balancing import BALANCERS
 from wing.config import TrainConfig
 from wing.data.dataset import WoundDataset
-from wing.data.format import read_legend
+from wing.data.format import IGNORE_INDEX, read_legend
 from wing.io import atomic_directory
 from wing.models import build_network, count_parameters
 from wing.training.determinism import seed_everything, select_device
@@ -41,6 +41,11 @@ def _targets(batch: dict, device: torch.device) -> dict[str, torch.Tensor]:
     return {"wound": batch["wound"].to(device), "tissue": batch["tissue"].to(device)}
 
 
+def _labelled_count(batch: dict, task: str) -> int:
+    """Samples of the batch with a label for ``task`` (losses average over those)."""
+    return int((batch[task] != IGNORE_INDEX).flatten(1).any(1).sum())
+
+
 def _task_losses(logits: dict, targets: dict) -> dict[str, torch.Tensor]:
     losses = {task: segmentation_loss(out, targets[task]) for task, out in logits.items()}
     return {task: loss for task, loss in losses.items() if loss is not None}
@@ -55,7 +60,7 @@ def validation_losses(network, loader, device) -> dict[str, float]:
     for batch in loader:
         _, logits = network(batch["image"].to(device))
         for task, loss in _task_losses(logits, _targets(batch, device)).items():
-            n = batch["image"].shape[0]
+            n = _labelled_count(batch, task)
             totals[task] = totals.get(task, 0.0) + float(loss) * n
             counts[task] = counts.get(task, 0) + n
     return {task: totals[task] / counts[task] for task in totals}
@@ -105,8 +110,18 @@ def train_network(
 
     train_set = WoundDataset(dataset_root, train_ids, image_size, augment=config.augment)
     validation_set = WoundDataset(dataset_root, validation_ids, image_size)
+    # Partial labels: a network trains on the samples labelled for at least one of its tasks
+    # (an STL tissue network never sees wound-only images; a shared one sees all).
+    for task in tasks:
+        if not bool(train_set.labelled(task).any()):
+            raise ValueError(
+                f"no training sample of {dataset_root} has a {task} label; "
+                f"drop the {task} task or choose another data.source"
+            )
+    keep = torch.stack([train_set.labelled(t) for t in tasks]).any(0)
+    train_subset = Subset(train_set, torch.nonzero(keep).flatten().tolist())
     train_loader = DataLoader(
-        train_set, batch_size=config.batch_size, shuffle=True, generator=generator, num_workers=0
+        train_subset, batch_size=config.batch_size, shuffle=True, generator=generator, num_workers=0
     )
     validation_loader = DataLoader(validation_set, batch_size=config.batch_size, num_workers=0)
 
@@ -134,15 +149,18 @@ def train_network(
                 step_seconds.append(time.perf_counter() - start)
                 grad_norms = getattr(weighting, "last_grad_norms", {})
                 for task, loss in losses.items():
-                    sums[task] += float(loss.detach()) * batch["image"].shape[0]
-                    seen[task] += batch["image"].shape[0]
+                    n = _labelled_count(batch, task)
+                    sums[task] += float(loss.detach()) * n
+                    seen[task] += n
+                for task in tasks:  # every task's weight, present in this batch or not
                     balancer_log.append(
                         {
                             "step": step,
                             "epoch": epoch,
                             "task": task,
+                            "present": task in losses,
                             "weight": weights[task],
-                            "grad_norm": grad_norms.get(task, np.nan),
+                            "grad_norm": grad_norms.get(task, np.nan) if task in losses else np.nan,
                         }
                     )
                 step += 1
@@ -173,6 +191,7 @@ def train_network(
         "tasks": list(tasks),
         "balancer": balancer,
         "best_epoch": best[1],
+        "train_samples": len(train_subset),
         "parameters": count_parameters(network),
         "mean_step_seconds": float(np.mean(step_seconds[len(train_loader) :] or step_seconds)),
         "device": str(device),

@@ -147,11 +147,14 @@ def import_dfutissue_fuseg(
     wound_label: str = "fuseg",
     validation_count: int = 16,
     seed: int = 0,
+    fuseg_limit: int | None = None,
 ) -> pd.DataFrame:
     """DFUTissue crops (both tasks, their split) plus the other FUSeg images (wound only,
     train), without any photograph of a DFUTissue validation/test crop in training.
 
-    See the module docstring for what is excluded and why. Returns the metadata.
+    See the module docstring for what is excluded and why. ``fuseg_limit`` keeps a seeded
+    random subset of that many leak-free FUSeg images (CPU-sized runs); ``None`` keeps all.
+    Returns the metadata.
     """
     _check_wound_label(wound_label, fuseg_root, links)
     pairs = find_pairs(fuseg_root)
@@ -159,6 +162,9 @@ def import_dfutissue_fuseg(
     crops = assign_splits(find_crops(dfutissue_root, links, groups), validation_count, seed)
     held_out = sorted({c.group for split, c in crops if split != "train"})
     fuseg = fuseg_rows(select(pairs, groups, exclude=held_out), groups, split="train")
+    if fuseg_limit is not None and fuseg_limit < len(fuseg):
+        keep = np.random.default_rng(seed).permutation(len(fuseg))[:fuseg_limit]
+        fuseg = [fuseg[i] for i in sorted(keep)]
     with output_dir(out_dir) as out:
         rows = write_crops(crops, out, pairs, wound_label)
         write_fuseg(pairs, fuseg, out)
