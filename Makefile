@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV)/bin/python -m pip install --quiet -e ".[dev]"
+	$(VENV)/bin/python -m ipykernel install --sys-prefix --name wing --display-name "Python (wing)"
 	touch $(STAMP)
 
 ## repro: the whole compendium (dvc repro) on the embedded synthetic cohort, quick profile

@@ -28,6 +28,7 @@ def sh(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedPr
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "PYTHONPATH": str(cwd),  # the copy's own `wing`, in dvc, papermill and the kernels
         "HF_HUB_OFFLINE": "1",
         "DVC_NO_ANALYTICS": "1",
         "PYTHONHASHSEED": "0",
@@ -140,7 +141,7 @@ def test_executed_notebooks_reproduce_under_nbval(project: Path):
             "--nbval-sanitize-with",
             str(ROOT / "tests/nbval_sanitize.cfg"),
             "--nbval-kernel-name",
-            "python3",
+            "wing",
             *notebooks,
         ],
         project,

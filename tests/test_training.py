@@ -13,8 +13,9 @@ from conftest import make_dataset
 from wing.config import TrainConfig
 from wing.data.dataset import WoundDataset
 from wing.data.split import patient_split
+from wing.evaluation.predict import predict_run
 from wing.models import build_network, count_parameters
-from wing.training.loop import predict_run, train_run
+from wing.training.loop import train_run
 from wing.training.losses import segmentation_loss
 from wing.training.methods import method
 

@@ -184,8 +184,8 @@ len(html) > 0"""),
 for name, cells in NOTEBOOKS.items():
     notebook = new_notebook(cells=cells)
     notebook.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
+        "name": "wing",
+        "display_name": "Python (wing)",
         "language": "python",
     }
     notebook.metadata["language_info"] = {"name": "python"}

@@ -3,7 +3,7 @@
 ``python -m wing.stage NOTEBOOK OUTPUT [-p NAME VALUE ...]`` executes NOTEBOOK into a
 temporary file and renames it to OUTPUT only if every cell ran; a failed run's notebook goes
 to ``logs/failed/`` for inspection, so ``results/`` never holds a half-executed record. The
-kernel is named (``python3``), which a fresh virtual environment provides.
+kernel is the project's own (``wing``, registered in ``.venv`` by ``make``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,10 @@ import yaml
 
 from wing.io import atomic_path
 
+# The project kernel, registered inside .venv by the Makefile (ipykernel install --sys-prefix),
+# so a user-level "python3" kernel elsewhere can never run the stages without `wing`.
+KERNEL = "wing"
+
 
 def run(notebook: str, output: str, parameters: dict) -> None:
     output_path = Path(output)
@@ -28,7 +32,7 @@ def run(notebook: str, output: str, parameters: dict) -> None:
                 notebook,
                 str(tmp),
                 parameters=parameters,
-                kernel_name="python3",
+                kernel_name=KERNEL,
                 progress_bar=False,
                 cwd=os.getcwd(),
             )

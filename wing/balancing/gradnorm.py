@@ -9,7 +9,9 @@ With W the last shared layer, T tasks and w_i(0) = 1, each step:
     L_grad = sum_i | G_i - stopgrad(mean_j G_j * r_i ** alpha) |          (Eq. 2)
     w     <- optimiser step on d L_grad / d w only;  w <- T w / sum(w)
 
-and the network is updated by d(sum_i w_i L_i)/d theta only. Two consequences shape the code:
+and the network is updated by d(sum_i w_i L_i)/d theta only. With partial labels only the
+tasks present in a batch take part, and L_i(0) is task i's loss on its first batch.
+Two consequences shape the code:
 (1) the per-task norms ||grad_W L_i|| do not depend on w, so d L_grad / d w is computed by
 ``torch.autograd.grad(L_grad, w)`` on a tiny graph, with no ``create_graph`` and no
 second-order terms leaking into the network's gradients (the pitfall of popular versions);
@@ -104,7 +106,7 @@ class GradNorm(Balancer):
                 torch.sqrt(sum((g.detach() ** 2).sum() for g in grads if g is not None))
                 for grads in task_grads
             ]
-        )
+        ).cpu()  # the task weights live on the CPU: T numbers, whatever the device
 
         # The weights: d L_grad / d w only (Eq. 2), then renormalise to sum T.
         for t in present:

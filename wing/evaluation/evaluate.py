@@ -16,8 +16,8 @@ from wing.config import Config
 from wing.data.dataset import WoundDataset, as_numpy_labels
 from wing.data.format import read_legend
 from wing.evaluation.metrics import per_image_scores, pooled_scores
+from wing.evaluation.predict import predict_run
 from wing.paths import RUNS, SPLIT, run_dir
-from wing.training.loop import predict_run
 
 RUN_KEYS = ("backbone", "method", "seed")
 

@@ -180,7 +180,9 @@ def train_network(
                 live.log_metric(f"weight/{task}", weighting.weights()[task])
             live.next_step()
             criterion = sum(validation.values())
-            if criterion < best[0]:
+            if not np.isfinite(criterion):  # no validation label or a diverged run
+                criterion = float("inf")
+            if criterion < best[0] or best[1] == 0:
                 best = (criterion, epoch)
                 torch.save(_checkpoint(network, spec, epoch), out_dir / "best.pt")
         torch.save(_checkpoint(network, spec, config.epochs), out_dir / "last.pt")
@@ -260,38 +262,3 @@ def train_run(
         }
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, default=list) + "\n")
     return summary
-
-
-def load_network(checkpoint_path: str | Path, device: torch.device | str = "cpu"):
-    """Rebuild a trained network from a checkpoint written by :func:`train_network`."""
-    checkpoint = torch.load(checkpoint_path, map_location=device, weights_only=False)
-    network = build_network(
-        checkpoint["backbone"], checkpoint["task_classes"], **checkpoint["backbone_options"]
-    )
-    network.load_state_dict(checkpoint["state_dict"])
-    return network.to(device).eval(), checkpoint
-
-
-@torch.no_grad()
-def predict_run(
-    run_dir: str | Path,
-    dataset: WoundDataset,
-    checkpoint: str = "best",
-    batch_size: int = 16,
-    device: str = "auto",
-) -> dict[str, np.ndarray]:
-    """Label maps (N, H, W) per task from every network of a run (STL: one per task)."""
-    device = select_device(device)
-    predictions: dict[str, list] = {}
-    for network_dir in sorted(p for p in Path(run_dir).iterdir() if p.is_dir()):
-        path = network_dir / f"{checkpoint}.pt"
-        if not path.is_file():
-            continue
-        network, _ = load_network(path, device)
-        for batch in DataLoader(dataset, batch_size=batch_size):
-            _, logits = network(batch["image"].to(device))
-            for task, out in logits.items():
-                predictions.setdefault(task, []).append(
-                    out.argmax(1).cpu().numpy().astype(np.uint8)
-                )
-    return {task: np.concatenate(parts) for task, parts in predictions.items()}

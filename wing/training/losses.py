@@ -22,7 +22,10 @@ def segmentation_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tenso
     valid = target != IGNORE_INDEX
     if not bool(valid.any()):
         return None
-    cross_entropy = F.cross_entropy(logits, target, ignore_index=IGNORE_INDEX)
+    # Mean over labelled pixels by hand: CUDA's mean-reduced 2-D NLL kernel is not
+    # deterministic, and torch.use_deterministic_algorithms(True) would refuse it.
+    per_pixel = F.cross_entropy(logits, target, ignore_index=IGNORE_INDEX, reduction="none")
+    cross_entropy = per_pixel.sum() / valid.sum()
     mask = valid.unsqueeze(1).to(logits.dtype)
     clean = torch.where(valid, target, torch.zeros_like(target))
     one_hot = F.one_hot(clean, logits.shape[1]).permute(0, 3, 1, 2).to(logits.dtype)
