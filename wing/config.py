@@ -18,20 +18,14 @@ from typing import Any
 
 import yaml
 
+# The synthetic cohort's own configuration is the data.synthetic section, knob for knob.
+from wing.data.synthetic import CohortConfig as SyntheticConfig
+
 MATRIX_AXES = ("methods", "backbones", "seeds")
 
 
 class ConfigError(ValueError):
     """``params.yaml`` is malformed; the message names the file and the key."""
-
-
-@dataclass(frozen=True)
-class SyntheticConfig:
-    n_patients: int = 30
-    visits_per_patient: int = 4
-    image_size: int = 96
-    days_between_visits: int = 14
-    seed: int = 2026
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ A new source is one function plus one ``SOURCES.register`` line.
 from __future__ import annotations
 
 import shutil
-from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -33,9 +32,9 @@ SOURCES: Registry = Registry("data source")
 @SOURCES("synthetic")
 def synthetic(config: DataConfig, out_dir: Path) -> None:
     """The procedurally generated longitudinal cohort (``wing.data.synthetic``)."""
-    from wing.data.synthetic import CohortConfig, generate_cohort
+    from wing.data.synthetic import generate_cohort
 
-    generate_cohort(out_dir, CohortConfig(**asdict(config.synthetic)))
+    generate_cohort(out_dir, config.synthetic)
 
 
 @SOURCES("folder")
