@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from wing.evaluation.metrics import IGNORE_INDEX, per_image_scores, pooled_scores
+from wing.evaluation.metrics import IGNORE_INDEX, METRICS, per_image_scores, pooled_scores
 
 CLASSES = ["granulation", "slough"]
 
@@ -49,10 +49,10 @@ def test_table_layout():
     pw[:, 0, 0] = 1
     out = _scores(pw, rw, pt, rt, ids=["c", "a", "b"])
     assert list(out.columns) == ["sample_id", "target", "metric", "value"]
-    assert len(out) == 3 * (len(CLASSES) + 2) * 2
+    assert len(out) == 3 * (len(CLASSES) + 2) * len(METRICS)
     assert list(pd.unique(out["sample_id"])) == ["c", "a", "b"]
     assert list(pd.unique(out["target"])) == ["wound", *CLASSES, "tissue_mean"]
-    assert set(out["metric"]) == {"dice", "iou"}
+    assert set(out["metric"]) == {"dice", "iou", "precision", "recall"}
 
 
 def test_perfect_prediction_scores_one():
@@ -177,12 +177,27 @@ def test_pooled_scores_sum_counts_over_images():
     pt[0, 0, 0:1] = 1
     out = pooled_scores(pw, rw, pt, rt, CLASSES)
     assert list(out.columns) == ["target", "metric", "value"]
-    assert len(out) == (len(CLASSES) + 2) * 2
+    assert len(out) == (len(CLASSES) + 2) * len(METRICS)
     assert _value(out, "wound", "dice") == pytest.approx(2 * 6 / (2 * 6 + 1 + 1))
     assert _value(out, "wound", "iou") == pytest.approx(6 / 8)
     assert _value(out, "granulation", "dice") == pytest.approx(2 / 3)
     assert np.isnan(_value(out, "slough", "dice"))
     assert _value(out, "tissue_mean", "dice") == pytest.approx(2 / 3)
+    assert _value(out, "wound", "precision") == pytest.approx(6 / 7)  # tp 6, fp 1
+    assert _value(out, "wound", "recall") == pytest.approx(6 / 7)  # tp 6, fn 1
+    assert _value(out, "granulation", "precision") == pytest.approx(1.0)  # tp 1, fp 0
+    assert _value(out, "granulation", "recall") == pytest.approx(0.5)  # tp 1, fn 1
+    assert np.isnan(_value(out, "slough", "recall"))
+
+
+def test_per_image_precision_and_recall():
+    pw, rw, pt, rt = _maps(n=1, size=6)
+    rw[0, 0, 0:4] = 1  # tp 2 (cols 2-3), fn 2, fp 1 (col 4)
+    pw[0, 0, 2:5] = 1
+    out = _scores(pw, rw, pt, rt)
+    assert _value(out, "wound", "precision") == pytest.approx(2 / 3)
+    assert _value(out, "wound", "recall") == pytest.approx(2 / 4)
+    assert np.isnan(_value(out, "slough", "precision"))  # absent from the reference
 
 
 def test_pooled_equals_per_image_for_one_image():

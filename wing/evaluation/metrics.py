@@ -1,4 +1,4 @@
-"""Per-image and pooled Dice / IoU for the wound and wound-tissue tasks.
+"""Per-image and pooled Dice / IoU / precision / recall for the wound and wound-tissue tasks.
 
 The overlap itself is computed by MONAI (``compute_dice`` / ``compute_iou`` per image,
 ``get_confusion_matrix`` + ``compute_confusion_matrix_metric`` when pooling); this module only
@@ -35,7 +35,7 @@ from monai.metrics import (
 )
 
 IGNORE_INDEX = 255
-METRICS = ("dice", "iou")
+METRICS = ("dice", "iou", "precision", "recall")
 WOUND = "wound"
 TISSUE_MEAN = "tissue_mean"
 SCORE_COLUMNS = ["sample_id", "target", "metric", "value"]
@@ -79,16 +79,24 @@ def _prepare(
 def _per_image(
     pred_oh: torch.Tensor, ref_oh: torch.Tensor, ignore_empty: bool
 ) -> dict[str, np.ndarray]:
-    """MONAI Dice and IoU per image and foreground class: arrays of shape (N, C - 1)."""
-    dice, iou = [], []
+    """MONAI Dice, IoU, precision and recall per image and foreground class: (N, C - 1) each.
+
+    Precision and recall follow the same empty-reference rule as Dice with ``ignore_empty``:
+    NaN where the reference lacks the class.
+    """
+    dice, iou, counts = [], [], []
     for start in range(0, pred_oh.shape[0], _CHUNK):
         p, r = pred_oh[start : start + _CHUNK], ref_oh[start : start + _CHUNK]
         dice.append(compute_dice(p, r, include_background=False, ignore_empty=ignore_empty))
         iou.append(compute_iou(p, r, include_background=False, ignore_empty=ignore_empty))
-    return {
-        "dice": torch.cat(dice).double().numpy(),
-        "iou": torch.cat(iou).double().numpy(),
-    }
+        counts.append(get_confusion_matrix(p, r, include_background=False).double())
+    cm = torch.cat(counts)  # (N, C - 1, 4): tp, fp, tn, fn
+    absent = (cm[..., 0] + cm[..., 3] == 0).numpy()
+    out = {"dice": torch.cat(dice).double().numpy(), "iou": torch.cat(iou).double().numpy()}
+    for metric, name in (("precision", "precision"), ("recall", "sensitivity")):
+        values = compute_confusion_matrix_metric(name, cm).double().numpy()
+        out[metric] = np.where(absent, np.nan, values) if ignore_empty else values
+    return out
 
 
 def _pooled_confusion(pred_oh: torch.Tensor, ref_oh: torch.Tensor) -> torch.Tensor:
@@ -102,10 +110,13 @@ def _pooled_confusion(pred_oh: torch.Tensor, ref_oh: torch.Tensor) -> torch.Tens
 
 
 def _pooled_metrics(cm: torch.Tensor) -> dict[str, np.ndarray]:
-    """Pooled Dice (MONAI "f1 score") and IoU ("threat score") per class from counts."""
+    """Pooled Dice (MONAI "f1 score"), IoU ("threat score"), precision and recall
+    ("sensitivity") per class from counts."""
     return {
         "dice": compute_confusion_matrix_metric("f1 score", cm).numpy(),
         "iou": compute_confusion_matrix_metric("threat score", cm).numpy(),
+        "precision": compute_confusion_matrix_metric("precision", cm).numpy(),
+        "recall": compute_confusion_matrix_metric("sensitivity", cm).numpy(),
     }
 
 
