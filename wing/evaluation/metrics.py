@@ -127,6 +127,16 @@ def _wound_both_empty(pred_oh: torch.Tensor, ref_oh: torch.Tensor) -> np.ndarray
     return ((fg_ref == 0) & (fg_pred == 0)).numpy()
 
 
+def _prepare_tasks(pred_wound, ref_wound, pred_tissue, ref_tissue, tissue_classes, sample_ids):
+    """One-hot (pred, ref) of both tasks, after checking counts, classes and sample ids."""
+    pw, rw = _prepare(pred_wound, ref_wound, 2, "wound")
+    pt, rt = _prepare(pred_tissue, ref_tissue, len(tissue_classes) + 1, "tissue")
+    if pw.shape[0] != pt.shape[0]:
+        raise ValueError(f"{pw.shape[0]} wound maps but {pt.shape[0]} tissue maps")
+    _check_inputs(pw.shape[0], tissue_classes, sample_ids)
+    return pw, rw, pt, rt
+
+
 def _check_inputs(n_images: int, tissue_classes: Sequence[str], sample_ids: Sequence[str]) -> None:
     if len(sample_ids) != n_images:
         raise ValueError(f"{len(sample_ids)} sample_ids for {n_images} images")
@@ -153,7 +163,8 @@ def per_image_scores(
     tissue_classes: Sequence[str],
     sample_ids: Sequence[str],
 ) -> pd.DataFrame:
-    """Dice and IoU of every image for the wound, each tissue class and ``tissue_mean``.
+    """Dice, IoU, precision and recall of every image for the wound, each tissue class and
+    ``tissue_mean``.
 
     Inputs are (N, H, W) label maps (see the module docstring for values, the ignore index 255
     and the empty-reference conventions). Returns a tidy frame with columns
@@ -161,12 +172,9 @@ def per_image_scores(
     ``tissue_mean``; metrics are ``dice`` and ``iou``. Computed with MONAI ``compute_dice`` and
     ``compute_iou`` on one-hot tensors (Dice 1945 / Jaccard 1912 overlap).
     """
-    k = len(tissue_classes)
-    pw, rw = _prepare(pred_wound, ref_wound, 2, "wound")
-    pt, rt = _prepare(pred_tissue, ref_tissue, k + 1, "tissue")
-    if pw.shape[0] != pt.shape[0]:
-        raise ValueError(f"{pw.shape[0]} wound maps but {pt.shape[0]} tissue maps")
-    _check_inputs(pw.shape[0], tissue_classes, sample_ids)
+    pw, rw, pt, rt = _prepare_tasks(
+        pred_wound, ref_wound, pred_tissue, ref_tissue, tissue_classes, sample_ids
+    )
 
     wound = _per_image(pw, rw, ignore_empty=False)
     both_empty = _wound_both_empty(pw, rw)
@@ -195,7 +203,7 @@ def pooled_scores(
     tissue_classes: Sequence[str],
     sample_ids: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Dice and IoU pooled over all (non-ignored) pixels of all images, per target.
+    """Dice, IoU, precision and recall pooled over all (non-ignored) pixels, per target.
 
     True/false positives and false negatives are summed over the whole set before forming
     Dice = 2TP / (2TP + FP + FN) and IoU = TP / (TP + FP + FN) (MONAI ``get_confusion_matrix`` and
@@ -204,13 +212,11 @@ def pooled_scores(
     mean of the pooled per-class scores that are defined. Returns ``target, metric, value``,
     one row per target and metric. ``sample_ids`` is accepted for symmetry and only checked.
     """
-    k = len(tissue_classes)
-    pw, rw = _prepare(pred_wound, ref_wound, 2, "wound")
-    pt, rt = _prepare(pred_tissue, ref_tissue, k + 1, "tissue")
-    if pw.shape[0] != pt.shape[0]:
-        raise ValueError(f"{pw.shape[0]} wound maps but {pt.shape[0]} tissue maps")
-    ids = sample_ids if sample_ids is not None else [str(i) for i in range(pw.shape[0])]
-    _check_inputs(pw.shape[0], tissue_classes, ids)
+    if sample_ids is None:
+        sample_ids = [str(i) for i in range(len(pred_wound))]
+    pw, rw, pt, rt = _prepare_tasks(
+        pred_wound, ref_wound, pred_tissue, ref_tissue, tissue_classes, sample_ids
+    )
 
     wound = _pooled_metrics(_pooled_confusion(pw, rw))
     cm_tissue = _pooled_confusion(pt, rt)
