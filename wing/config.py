@@ -86,13 +86,25 @@ class TrainConfig:
     strides: tuple[int, ...] = (2, 2, 2)
     dropout: float = 0.0
     last_shared_layer: str = "last"
+    # The budget and stopping rule, the same for every method (fair baselines, issue 7 §3):
+    # every network takes steps_per_epoch optimiser steps per epoch (0 = ceil(training
+    # samples labelled for any task / batch_size), so an STL network on a partially labelled
+    # set takes as many steps as the shared one), for at most `epochs` epochs, and stops
+    # early when no task's validation loss has improved for `patience` epochs (0 = never).
+    steps_per_epoch: int = 0
+    patience: int = 0
+    # Every batch holds samples of each task of the network: auto = on for partial labels.
+    task_balanced_batches: str = "auto"
+    # L_i(0) of loss-rate balancers (GradNorm): mean task loss over this many fixed labelled
+    # batches, measured before the first step.
+    initial_loss_batches: int = 4
     gradnorm: GradNormConfig = field(default_factory=GradNormConfig)
 
 
 @dataclass(frozen=True)
 class EvaluateConfig:
     batch_size: int = 16
-    checkpoint: str = "best"
+    checkpoint: str = "best"  # the primary rule: per task, its best validation epoch; or "last"
 
 
 @dataclass(frozen=True)
@@ -101,7 +113,11 @@ class CompareConfig:
     metric: str = "dice"
     n_boot: int = 2000
     seed: int = 0
-    convergence_tolerance: float = 0.0
+    significance: float = 0.05  # two-sided level of every test, after Holm
+    test: str = "ttest"  # the test that decides a claim: ttest | wilcoxon (patient level)
+    posthoc: str = "nemenyi"  # after Friedman: nemenyi | conover
+    convergence_tolerance: float = 0.0  # relative: the first epoch within it of the minimum
+    convergence_window: int = 0  # epochs: |wound - tissue| <= window counts as "same epoch"
 
 
 @dataclass(frozen=True)
@@ -241,3 +257,17 @@ def _check(config: Config, path: Path) -> None:
         )
     if config.train.epochs < 1 or config.train.batch_size < 1:
         raise ConfigError(f"{path}: train.epochs and train.batch_size must be at least 1")
+    for key in ("steps_per_epoch", "patience", "initial_loss_batches"):
+        if getattr(config.train, key) < 0:
+            raise ConfigError(f"{path}: train.{key} must be 0 or more")
+    choices = {
+        "train.task_balanced_batches": (config.train.task_balanced_batches, ("auto", "on", "off")),
+        "evaluate.checkpoint": (config.evaluate.checkpoint, ("best", "last")),
+        "compare.test": (config.compare.test, ("ttest", "wilcoxon")),
+        "compare.posthoc": (config.compare.posthoc, ("nemenyi", "conover")),
+    }
+    for key, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise ConfigError(f"{path}: {key} must be one of {list(allowed)}, got {value!r}")
+    if not 0 < config.compare.significance < 1:
+        raise ConfigError(f"{path}: compare.significance must be between 0 and 1")
