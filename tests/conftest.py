@@ -1,7 +1,15 @@
-"""Shared fixtures: tiny canonical datasets made in code."""
+"""Shared fixtures: tiny canonical datasets made in code, and the real-data skip policy.
+
+Real-data tests read the public datasets under ``../shared/data`` (``SHARED_DATA``; see
+``data/README.md``) and request the ``shared_data`` fixture (or carry ``REAL_DATA``). The
+policy: when ``../shared/data`` exists, every such test runs and a missing file inside it is
+an error of that test, never a skip; when it is absent the tests are skipped with the reason
+(``-ra`` lists skips in the summary), or fail when ``WING_REQUIRE_SHARED_DATA=1`` (CI).
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +20,7 @@ from wing.data.format import Legend, write_legend, write_metadata, write_sample
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
+REQUIRE_SHARED_DATA = os.environ.get("WING_REQUIRE_SHARED_DATA", "") not in ("", "0")
 TISSUES = ("granulation", "slough", "necrosis", "epithelium")
 
 
@@ -39,3 +48,33 @@ def dataset(tmp_path: Path) -> Path:
     root = tmp_path / "dataset"
     make_dataset(root)
     return root
+
+
+def require_shared_data() -> Path:
+    """``SHARED_DATA``, or skip the calling test (fail under ``WING_REQUIRE_SHARED_DATA=1``).
+
+    Only the absence of the whole folder skips: a dataset, file or sub-folder missing inside
+    an existing ``../shared/data`` makes the test fail where it reads it.
+    """
+    if SHARED_DATA.is_dir():
+        return SHARED_DATA
+    message = f"public data folder {SHARED_DATA} not found (see data/README.md)"
+    if REQUIRE_SHARED_DATA:
+        pytest.fail(f"{message}, and WING_REQUIRE_SHARED_DATA=1 requires it", pytrace=False)
+    pytest.skip(f"{message}; WING_REQUIRE_SHARED_DATA=1 turns this skip into a failure")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The public datasets folder, under the skip policy of :func:`require_shared_data`."""
+    return require_shared_data()
+
+
+REAL_DATA = pytest.mark.usefixtures("shared_data")
+"""Marks a real-data test (reads ``SHARED_DATA``): runs whenever ``../shared/data`` exists."""
+
+
+def pytest_report_header(config) -> str:
+    found = "found" if SHARED_DATA.is_dir() else "ABSENT: real-data tests skip"
+    required = " (required: WING_REQUIRE_SHARED_DATA=1)" if REQUIRE_SHARED_DATA else ""
+    return f"wing public data: {SHARED_DATA} {found}{required}"

@@ -155,3 +155,50 @@ def test_method_palette_is_fixed_order():
         "gradnorm",
         "other",
     ]
+
+
+def test_loss_curves_mark_convergence_with_the_tables_tolerance():
+    history = _history()
+    # gradnorm's seed 0 wound curve: a long plateau within 5 % of a late, slightly lower minimum
+    plateau = [3.0, 1.0, 1.02, 1.01, 1.03, 1.01, 1.0, 0.99]
+    mask = (history["method"] == "gradnorm") & (history["task"] == "wound")
+    for seed in range(2):
+        rows = mask & (history["seed"] == seed)
+        history.loc[rows, "val_loss"] = plateau
+    strict = plot_loss_curves(history)
+    loose = plot_loss_curves(history, tolerance=0.05)
+    mark = {
+        name: {ln.get_gid(): ln.get_xdata()[0] for ln in _convergence_lines(fig.axes[0])}
+        for name, fig in (("strict", strict), ("loose", loose))
+    }
+    assert mark["strict"][f"{CONVERGENCE_GID}-gradnorm"] == 8
+    assert mark["loose"][f"{CONVERGENCE_GID}-gradnorm"] == 2
+
+
+def test_loss_curves_runs_of_different_lengths():
+    history = _history()
+    short = (history["method"] == "stl") & (history["seed"] == 1) & (history["epoch"] > 5)
+    fig = plot_loss_curves(history[~short])
+    marks = {ln.get_gid(): ln.get_xdata()[0] for ln in _convergence_lines(fig.axes[0])}
+    assert marks[f"{CONVERGENCE_GID}-stl"] == 4  # both stl runs reach their minimum at 4
+
+
+def test_critical_difference_diagram_builds_and_saves():
+    import io
+
+    from wing.figures.ranking import plot_critical_difference
+
+    ranks = pd.Series({"gradnorm": 1.3, "ew": 2.2, "stl": 2.5, "pcgrad": 4.0})
+    names = list(ranks.index)
+    pvalues = pd.DataFrame(0.5, index=names, columns=names)
+    pvalues.loc["gradnorm", "pcgrad"] = pvalues.loc["pcgrad", "gradnorm"] = 0.01
+    fig = plot_critical_difference(ranks, pvalues, title="wound Dice")
+    assert isinstance(fig, Figure)
+    texts = " ".join(t.get_text() for t in fig.axes[0].texts)
+    assert all(name in texts for name in names)
+    assert fig._suptitle.get_text() == "wound Dice"
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")
+    assert buffer.getvalue().startswith(b"\x89PNG")
+    with pytest.raises(ValueError):
+        plot_critical_difference(ranks.drop("pcgrad"), pvalues)

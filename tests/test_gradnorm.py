@@ -1,4 +1,4 @@
-"""GradNorm's defining properties (Chen et al. 2018) on toy two-task problems."""
+"""GradNorm's defining properties (Chen et al. 2018) on a toy problem and the real network."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import torch
 from torch import nn
 
 from wing.balancing import BALANCERS, EqualWeighting, GradNorm
+from wing.models import build_network
+from wing.training.losses import segmentation_loss
 
 TASKS = ("wound", "tissue")
 
@@ -173,3 +175,123 @@ def test_registry_names():
         BALANCERS.get("nash")
     with pytest.raises(ValueError, match="two or more tasks"):
         GradNorm(("wound",))
+
+
+# The real network: MONAI's Attention-UNet trunk (BatchNorm in its encoder, attention gates
+# and up-convolutions), two segmentation heads, the project's Dice + CE loss.
+
+
+def attention_unet_problem(seed: int = 0):
+    torch.manual_seed(seed)
+    network = build_network(
+        "attention_unet", {"wound": 2, "tissue": 5}, channels=(4, 8, 16), strides=(2, 2)
+    ).train()
+    g = torch.Generator().manual_seed(seed)
+    image = torch.rand(3, 3, 32, 32, generator=g)
+    targets = {
+        "wound": torch.randint(0, 2, (3, 32, 32), generator=g),
+        "tissue": torch.randint(0, 5, (3, 32, 32), generator=g),
+    }
+    targets["tissue"][0] = 255  # partial labels: the first image has no tissue label
+    return network, image, targets
+
+
+def unet_losses(network, image, targets):
+    z, logits = network(image)
+    return z, {t: segmentation_loss(logits[t], targets[t]) for t in TASKS}
+
+
+@pytest.mark.parametrize("layer", ["last", "model.1.merge"])
+def test_attention_unet_gradients_equal_those_of_the_weighted_sum(layer: str):
+    """No second-order leak on the real trunk (BatchNorm in train mode throughout), W = its
+    last 1x1 conv or the top decoder merge block (conv, InstanceNorm, PReLU) inside it."""
+    network, image, targets = attention_unet_problem()
+    balancer = GradNorm(TASKS, alpha=1.5, learning_rate=0.1)
+    balancer.start({"wound": 1.2, "tissue": 2.5})
+    with torch.no_grad():
+        balancer.task_weights.copy_(torch.tensor([0.4, 1.6]))
+    last = network.last_shared_parameters(layer)
+    if layer != "last":  # W holds a conv, a normalisation and a PReLU slope
+        kinds = {type(m) for m in network.trunk.get_submodule(layer).modules()}
+        assert {torch.nn.Conv2d, torch.nn.InstanceNorm2d, torch.nn.PReLU} <= kinds
+        assert len(last) == 3
+
+    z, losses = unet_losses(network, image, targets)
+    balancer.backward(
+        losses, network.shared_parameters(), network.task_specific_parameters(), last, z
+    )
+    got = {name: p.grad.clone() for name, p in network.named_parameters()}
+
+    network.zero_grad(set_to_none=True)
+    _, losses = unet_losses(network, image, targets)
+    (0.4 * losses["wound"] + 1.6 * losses["tissue"]).backward()
+    for name, p in network.named_parameters():
+        torch.testing.assert_close(got[name], p.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("layer", ["last", "model.1.merge"])
+def test_attention_unet_weight_gradient_equals_the_textbook_gradnorm_loss(layer: str):
+    network, image, targets = attention_unet_problem(1)
+    initial = {"wound": 1.3, "tissue": 2.2}
+    balancer = GradNorm(TASKS, alpha=1.5, learning_rate=0.1)
+    balancer.start(initial)
+    with torch.no_grad():
+        balancer.task_weights.copy_(torch.tensor([1.3, 0.7]))
+    weights = balancer.task_weights.detach().clone()
+    last = network.last_shared_parameters(layer)
+
+    # Textbook: G_i = ||grad_W (w_i L_i)|| with create_graph, then d L_grad / d w.
+    w = weights.clone().requires_grad_(True)
+    _, losses = unet_losses(network, image, targets)
+    norms = []
+    for i, t in enumerate(TASKS):
+        grads = torch.autograd.grad(w[i] * losses[t], last, create_graph=True)
+        norms.append(torch.sqrt(sum((g**2).sum() for g in grads)))
+    norms = torch.stack(norms)
+    ratios = torch.stack([losses[t].detach() / initial[t] for t in TASKS])
+    target = (norms.mean() * (ratios / ratios.mean()) ** 1.5).detach()
+    (expected,) = torch.autograd.grad((norms - target).abs().sum(), w)
+
+    captured = {}
+    original = balancer.optimizer.step
+
+    def spy(*args, **kwargs):
+        captured["grad"] = balancer.task_weights.grad.clone()
+        return original(*args, **kwargs)
+
+    balancer.optimizer.step = spy
+    network.zero_grad(set_to_none=True)
+    z, losses = unet_losses(network, image, targets)
+    balancer.backward(
+        losses, network.shared_parameters(), network.task_specific_parameters(), last, z
+    )
+    torch.testing.assert_close(captured["grad"], expected, rtol=1e-4, atol=1e-6)
+    assert balancer.initial_losses == initial  # start()'s L_i(0), not this batch's losses
+
+
+def test_start_sets_initial_losses_before_any_batch():
+    """L_i(0) from start() is used as given, also for a task the first batches lack; without
+    start() the fallback is the task's loss on the first batch that contains it."""
+    torch.manual_seed(0)
+    model, (x, y) = Toy(), data()
+    shared, heads, last = model.groups()
+    started = GradNorm(TASKS)
+    started.start({"wound": 2.0, "tissue": 30.0})
+    fallback = GradNorm(TASKS)
+    for balancer in (started, fallback):
+        z, losses = losses_of(model, x, y)
+        balancer.backward({"wound": losses["wound"]}, shared, heads, last, z)  # wound only
+        model.zero_grad()
+    z, losses = losses_of(model, x, y)
+    fallback.backward(losses, shared, heads, last, z)
+    assert started.initial_losses == {"wound": 2.0, "tissue": 30.0}
+    assert fallback.initial_losses["tissue"] == pytest.approx(float(losses["tissue"].detach()))
+    assert fallback.initial_losses["wound"] != pytest.approx(2.0)
+    with pytest.raises(KeyError, match="unknown tasks"):
+        started.start({"depth": 1.0})
+
+
+def test_equal_weighting_ignores_start():
+    balancer = EqualWeighting(TASKS)
+    balancer.start({"wound": 1.0, "tissue": 2.0})
+    assert balancer.weights() == {"wound": 1.0, "tissue": 1.0}

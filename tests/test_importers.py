@@ -1,11 +1,14 @@
 """Importers of the public datasets: real data (when present) and failure paths.
 
-Real-data tests read ``../shared/data`` (``conftest.SHARED_DATA``) and skip when it is
-absent; failure paths use tiny datasets written in code under ``tmp_path``.
+Real-data tests read ``../shared/data`` (``conftest.SHARED_DATA``) and follow the skip policy
+of ``conftest.require_shared_data`` (they run whenever the folder exists; a missing file in it
+is a failure); failure paths and the label mapping use tiny datasets written in code under
+``tmp_path``.
 """
 
 from __future__ import annotations
 
+import ast
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +18,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from conftest import SHARED_DATA
+from conftest import REAL_DATA, SHARED_DATA
 from wing.data.format import IGNORE_INDEX, DatasetError, read_legend, validate_dataset
 from wing.data.importers import (
     duplicate_groups,
@@ -40,13 +43,6 @@ DFUTISSUE = SHARED_DATA / "dfutissue"
 FUSEG = SHARED_DATA / "fuseg-256"
 LINKS = SHARED_DATA / "links"
 LUTSEG = SHARED_DATA / "lutseg" / "LUTSeg" / "examples"
-
-
-def needs(*paths: Path):
-    missing = [str(p) for p in paths if not p.exists()]
-    return pytest.mark.skipif(
-        bool(missing), reason=f"public data not found at {missing} (see shared/data/README.md)"
-    )
 
 
 def png(path: Path, array: np.ndarray, mode: str | None = None) -> Path:
@@ -105,13 +101,43 @@ def test_remap_maps_to_legend_positions_and_rejects_unknown_values():
         remap(source, mapping, ("granulation",))
 
 
+# DFUTissue's published legend (shared/data/README.md, the release's Citation.txt): 0 background,
+# 1 fibrin, 2 granulation, 3 callus; the compendium calls fibrin slough. Written out here, not
+# read from wing.data.taxonomy, so that a fibrin <-> granulation swap there fails.
+DFUTISSUE_CLASSES = {0: None, 1: "slough", 2: "granulation", 3: "callus"}
+
+
+def assert_dfutissue_mapping(source: np.ndarray, tissue: np.ndarray, legend, where: str) -> set:
+    """Every pixel of each source value holds that value's own class; the values seen."""
+    seen = set()
+    for value, taxonomy_class in DFUTISSUE_CLASSES.items():
+        expected = 0 if taxonomy_class is None else list(legend).index(taxonomy_class) + 1
+        written = np.unique(tissue[source == value]).tolist()
+        assert written in ([], [expected]), (
+            f"{where}: DFUTissue value {value} should become {taxonomy_class or 'background'} "
+            f"(canonical {expected}), got {written}"
+        )
+        seen |= {value} if written else set()
+    return seen
+
+
+def test_dfutissue_source_values_map_to_their_own_classes():
+    assert taxonomy_map("dfutissue") == DFUTISSUE_CLASSES
+    assert LEGENDS["dfutissue"][1][0] == "fibrin" and LEGENDS["dfutissue"][2][0] == "granulation"
+    legend = dataset_classes(taxonomy_map("dfutissue"))
+    source = np.array([[0, 1, 2, 3], [3, 2, 1, 0]], np.uint8)
+    tissue = remap(source, taxonomy_map("dfutissue"), legend)
+    assert assert_dfutissue_mapping(source, tissue, legend, "remap") == {0, 1, 2, 3}
+    names = ("background", *legend)  # canonical index i is the i-th legend class
+    for value, name in ((0, "background"), (1, "slough"), (2, "granulation"), (3, "callus")):
+        assert {names[i] for i in tissue[source == value]} == {name}
+
+
 # ---------------------------------------------------------------- DFUTissue, real data
 
 
 @pytest.fixture(scope="module")
-def dfutissue(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
-    if not (DFUTISSUE.exists() and FUSEG.exists() and LINKS.exists()):
-        pytest.skip(f"public data not found under {SHARED_DATA} (see shared/data/README.md)")
+def dfutissue(tmp_path_factory, shared_data) -> tuple[Path, pd.DataFrame]:
     out = tmp_path_factory.mktemp("dfutissue") / "dataset"
     return out, import_dfutissue(DFUTISSUE, out, fuseg_root=FUSEG, links=LINKS)
 
@@ -133,6 +159,22 @@ def test_dfutissue_real_is_valid_and_keeps_the_authors_test_set(dfutissue):
     assert (metadata.loc[metadata["split"] != "test", "dfutissue_split"] == "TrainVal").all()
     assert metadata["patient_id"].str.startswith("fuseg:").all()
     assert (metadata.groupby("patient_id")["split"].nunique() == 1).all()
+
+
+def test_dfutissue_real_tissue_values_map_class_by_class(dfutissue):
+    """Pixel by pixel on every crop: fibrin -> slough, granulation -> granulation, callus."""
+    out, metadata = dfutissue
+    legend = read_legend(out).tissue_classes
+    seen = set()
+    for row in metadata.itertuples():
+        annotation = (
+            DFUTISSUE / "Labeled/Annotations" / row.dfutissue_split / f"{row.dfutissue_id}.png"
+        )
+        source = np.array(Image.open(annotation))
+        tissue = np.array(Image.open(out / "tissue_masks" / f"{row.sample_id}.png"))
+        assert source.shape == tissue.shape, row.sample_id
+        seen |= assert_dfutissue_mapping(source, tissue, legend, row.sample_id)
+    assert seen == {0, 1, 2, 3}
 
 
 def test_dfutissue_fuseg_wound_masks_agree_with_measured_links(dfutissue):
@@ -159,9 +201,8 @@ def test_dfutissue_validation_is_seeded(dfutissue):
     assert again != other and len(other) == 16
 
 
+@REAL_DATA
 def test_dfutissue_tissue_union_wound(tmp_path: Path):
-    if not (DFUTISSUE.exists() and LINKS.exists()):
-        pytest.skip(f"public data not found under {SHARED_DATA}")
     out = tmp_path / "dataset"
     metadata = import_dfutissue(DFUTISSUE, out, links=LINKS, wound_label="tissue_union")
     validate_dataset(out)
@@ -182,7 +223,7 @@ def test_dfutissue_fuseg_wound_needs_fuseg_and_links(tmp_path: Path):
 # ---------------------------------------------------------------- FUSeg, real data
 
 
-@needs(FUSEG)
+@REAL_DATA
 def test_fuseg_real_subset_is_valid_and_groups_never_cross_splits(tmp_path: Path):
     groups = pd.read_csv(LINKS / "fuseg_duplicates.csv", dtype={"id": str})
     only = [*zip(groups["split"], groups["id"], strict=True), ("train", "0915"), "validation/0233"]
@@ -211,7 +252,7 @@ def test_fuseg_real_subset_is_valid_and_groups_never_cross_splits(tmp_path: Path
     assert len(excluded) == len(metadata) - 4
 
 
-@needs(FUSEG, DFUTISSUE, LINKS)
+@REAL_DATA
 def test_fuseg_512_release_layout(tmp_path: Path):
     """The 512-px release: images and labels at 512, crop boxes scaled accordingly."""
     root = tmp_path / "fuseg-512"
@@ -239,7 +280,7 @@ def test_fuseg_512_release_layout(tmp_path: Path):
 # ---------------------------------------------------------------- LUTSeg, real data
 
 
-@needs(LUTSEG)
+@REAL_DATA
 def test_lutseg_real_patients_visits_and_legend(tmp_path: Path):
     out = tmp_path / "lutseg"
     metadata = import_lutseg(LUTSEG, out)
@@ -318,6 +359,20 @@ def test_tiny_fixtures_import(tmp_path: Path):
         validate_dataset(tmp_path / out)
     assert fuseg["split"].tolist() == ["train", "train", "validation", "validation"]
     assert lutseg["patient_id"].tolist() == ["lutseg:1"] * 2 + ["lutseg:2"] * 2
+
+
+def test_dfutissue_import_maps_each_value_to_its_class(tmp_path: Path):
+    """Through the importer: each region of the tiny annotation lands on its own class."""
+    root = make_dfutissue(tmp_path / "dfu")
+    out = tmp_path / "out"
+    run_dfutissue(root, out)
+    legend = read_legend(out).tissue_classes
+    assert legend == ("granulation", "slough", "callus")
+    source = np.array(Image.open(root / "Labeled/Annotations/TrainVal/0001.png"))
+    tissue = np.array(Image.open(out / "tissue_masks" / "dfutissue_0001.png"))
+    assert assert_dfutissue_mapping(source, tissue, legend, "dfutissue_0001") == {0, 1, 2, 3}
+    wound = np.array(Image.open(out / "wound_masks" / "dfutissue_0001.png"))
+    np.testing.assert_array_equal(wound, np.isin(source, (1, 2)))  # fibrin or granulation
 
 
 def test_fuseg_duplicates_are_grouped_not_rejected(tmp_path: Path):
@@ -562,3 +617,47 @@ def test_lutseg_failure_paths(tmp_path: Path, case: Break):
         import_lutseg(root, out)
     assert named in str(error.value) and fix in str(error.value)
     assert_clean(out)
+
+
+# ---------------------------------------------------------------- real-data skip policy
+
+
+def test_missing_shared_data_skips_or_fails_as_configured(monkeypatch, tmp_path: Path):
+    import conftest
+
+    monkeypatch.setattr(conftest, "SHARED_DATA", tmp_path / "absent")
+    monkeypatch.setattr(conftest, "REQUIRE_SHARED_DATA", False)
+    with pytest.raises(pytest.skip.Exception, match="WING_REQUIRE_SHARED_DATA=1"):
+        conftest.require_shared_data()
+    monkeypatch.setattr(conftest, "REQUIRE_SHARED_DATA", True)
+    with pytest.raises(pytest.fail.Exception, match="WING_REQUIRE_SHARED_DATA=1 requires it"):
+        conftest.require_shared_data()
+    monkeypatch.setattr(conftest, "SHARED_DATA", tmp_path)  # present: no skip, whatever is in it
+    assert conftest.require_shared_data() == tmp_path
+
+
+SKIPS = ("skip", "skipif", "importorskip")
+
+
+def skip_lines(tree: ast.AST) -> list[int]:
+    """Lines calling or decorating with pytest's skip helpers (``pytest.skip(...)``,
+    ``pytest.mark.skipif(...)``, ``@pytest.mark.skip``, ``pytest.importorskip(...)``)."""
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            lines += [node.lineno] if node.func.attr in SKIPS else []
+        elif isinstance(node, ast.FunctionDef):
+            lines += [
+                d.lineno
+                for d in node.decorator_list
+                if isinstance(d, ast.Attribute) and d.attr in SKIPS
+            ]
+    return sorted(lines)
+
+
+@pytest.mark.parametrize("name", ["test_importers.py", "test_sources.py", "test_leakage.py"])
+def test_real_data_tests_skip_only_through_the_policy(name: str):
+    """No test decides on its own to skip when a file is missing under ../shared/data."""
+    tree = ast.parse((Path(__file__).parent / name).read_text(encoding="utf-8"))
+    assert skip_lines(tree) == [], f"{name}: skips outside conftest.require_shared_data"
+    assert skip_lines(ast.parse("pytest.skip('x')\n@pytest.mark.skip\ndef f(): pass")) == [1, 2]

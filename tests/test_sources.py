@@ -7,12 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import SHARED_DATA
+from conftest import REAL_DATA, SHARED_DATA
 from wing.config import DataConfig, RawConfig
 from wing.data.format import DatasetError
 from wing.data.sources import SOURCES, prepare_dataset
-
-REAL = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not present")
 
 
 def raw() -> RawConfig:
@@ -37,7 +35,7 @@ def test_every_documented_source_is_registered():
         SOURCES.get("kaggle")
 
 
-@REAL
+@REAL_DATA
 def test_dfutissue_source_keeps_the_official_test_split(tmp_path: Path):
     config = DataConfig(source="dfutissue", root=str(tmp_path / "dataset"), raw=raw())
     metadata, split = prepare_dataset(config, tmp_path / "split.csv")
@@ -47,7 +45,7 @@ def test_dfutissue_source_keeps_the_official_test_split(tmp_path: Path):
     assert pd.read_csv(tmp_path / "split.csv").shape[0] == 110
 
 
-@REAL
+@REAL_DATA
 def test_lutseg_source_splits_by_patient(tmp_path: Path):
     config = DataConfig(source="lutseg", root=str(tmp_path / "dataset"), raw=raw())
     metadata, split = prepare_dataset(config, tmp_path / "split.csv")

@@ -1,4 +1,4 @@
-"""Paired comparisons, summaries, Delta-MTL and convergence epochs (wing.statistics)."""
+"""Patient-level paired comparisons, summaries, Delta-MTL and convergence (wing.statistics)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,26 @@ import pytest
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from wing.statistics.convergence import convergence_epoch, convergence_summary, convergence_table
+from wing.statistics.convergence import (
+    CONVERGENCE_COMPARISON_COLUMNS,
+    convergence_comparison,
+    convergence_epoch,
+    convergence_summary,
+    convergence_table,
+)
 from wing.statistics.paired import (
     COMPARISON_COLUMNS,
+    PATIENT_COLUMNS,
     SUMMARY_COLUMNS,
     bootstrap_mean_ci,
+    bootstrap_median_ci,
     compare_to_reference,
     delta_mtl,
     holm,
     paired_comparison,
+    patient_level,
     rank_biserial,
+    seed_averaged,
     summary_table,
 )
 
@@ -26,19 +36,27 @@ N_BOOT = 500  # enough for the checks below, keeps the suite fast
 FISHER_D = np.array([6, 8, 14, 16, 23, 24, 28, 29, 41, -48, 49, 56, 60, -67, 75], dtype=float)
 
 
-def _table(values: dict[tuple[str, int], np.ndarray], target="wound", backbone="unet"):
-    """Tidy score table from {(method, seed): per-image values}."""
+def _table(
+    values: dict[tuple[str, int], np.ndarray],
+    target="wound",
+    backbone="unet",
+    images_per_patient: int = 1,
+    metric: str = "dice",
+):
+    """Tidy score table from {(method, seed): per-image values}; image i belongs to patient
+    i // images_per_patient (default: one image per patient)."""
     rows = []
     for (method, seed), vals in values.items():
         for i, v in enumerate(vals):
             rows.append(
                 {
                     "sample_id": f"img{i:03d}",
+                    "patient_id": f"pat{i // images_per_patient:02d}",
                     "method": method,
                     "backbone": backbone,
                     "seed": seed,
                     "target": target,
-                    "metric": "dice",
+                    "metric": metric,
                     "value": v,
                 }
             )
@@ -231,6 +249,115 @@ def test_unknown_reference_raises():
         compare_to_reference(_three_methods(), reference="nope", n_boot=N_BOOT)
 
 
+def test_patient_level_averages_seeds_then_images():
+    values = {
+        ("stl", 0): np.array([0.2, 0.4, 0.6, 0.8, 0.5, np.nan]),
+        ("stl", 1): np.array([0.4, 0.6, 0.8, 1.0, 0.7, np.nan]),
+    }
+    out = patient_level(_table(values, images_per_patient=3))
+    assert list(out.columns) == PATIENT_COLUMNS
+    by_patient = out.set_index("patient_id")
+    # pat00: images 0.3, 0.5, 0.7 -> 0.5; pat01: 0.9, 0.6 and a NaN image -> 0.75 over 2 images
+    assert by_patient.loc["pat00", "value"] == pytest.approx(0.5)
+    assert by_patient.loc["pat01", "value"] == pytest.approx(0.75)
+    assert list(by_patient["n_images"]) == [3, 2]
+
+
+def _six_patients_by_four(patient_differences, noise=0.0, seed=0):
+    """6 patients x 4 images, 2 seeds: stl = base, gradnorm = base + the patient's difference."""
+    rng = np.random.default_rng(seed)
+    base = rng.uniform(0.5, 0.8, 24)
+    d = np.repeat(np.asarray(patient_differences, dtype=float), 4) + rng.normal(0, noise, 24)
+    values = {("stl", s): base for s in range(2)} | {("gradnorm", s): base + d for s in range(2)}
+    return _table(values, images_per_patient=4), d
+
+
+def test_pairs_on_patients_and_reports_both_counts():
+    scores, d = _six_patients_by_four([0.05, 0.04, 0.06, 0.03, 0.05, 0.04], noise=0.005)
+    out = compare_to_reference(scores, n_boot=N_BOOT).iloc[0]
+    assert out["unit"] == "patient"
+    assert (out["n"], out["n_patients"], out["n_images"]) == (6, 6, 24)
+    per_patient = d.reshape(6, 4).mean(axis=1)
+    assert out["mean_difference"] == pytest.approx(per_patient.mean())
+    assert out["median_difference"] == pytest.approx(np.median(per_patient))
+    assert out["ttest_p"] == pytest.approx(stats.ttest_1samp(per_patient, 0).pvalue)
+    assert out["wilcoxon_p"] == pytest.approx(stats.wilcoxon(per_patient).pvalue)
+    image = compare_to_reference(scores, n_boot=N_BOOT, unit="image").iloc[0]
+    assert (image["unit"], image["n"], image["n_patients"], image["n_images"]) == (
+        "image",
+        24,
+        6,
+        24,
+    )
+
+
+def test_image_pairing_significant_where_patient_pairing_is_not():
+    # Four correlated images per patient make 24 "units" out of 6 patients.
+    scores, _ = _six_patients_by_four([0.05, 0.04, 0.06, -0.04, 0.03, -0.02], noise=0.002)
+    patient = compare_to_reference(scores, n_boot=N_BOOT).iloc[0]
+    image = compare_to_reference(scores, n_boot=N_BOOT, unit="image").iloc[0]
+    assert image["ttest_p"] < 0.05
+    assert patient["ttest_p"] > 0.05
+    assert patient["ci_low"] < 0 < patient["ci_high"]
+
+
+def test_images_are_paired_before_patients_are_averaged():
+    scores, _ = _six_patients_by_four([0.05] * 6)
+    drop = (scores["method"] == "stl") & (scores["sample_id"] == "img001")
+    out = compare_to_reference(scores[~drop], n_boot=N_BOOT).iloc[0]
+    assert (out["n_patients"], out["n_images"]) == (6, 23)
+    assert out["mean_difference"] == pytest.approx(0.05)
+
+
+def test_median_difference_and_its_interval():
+    rng = np.random.default_rng(4)
+    d = rng.normal(0.02, 0.05, 25)
+    res = paired_comparison(d, np.zeros_like(d), n_boot=N_BOOT, seed=2)
+    assert res["median_difference"] == pytest.approx(np.median(d))
+    assert res["median_ci_low"] <= res["median_difference"] <= res["median_ci_high"]
+    boot = stats.bootstrap(
+        (d,), np.median, n_resamples=N_BOOT, method="percentile", rng=np.random.default_rng(2)
+    )
+    assert res["median_ci_low"] == pytest.approx(boot.confidence_interval.low)
+    assert bootstrap_median_ci([0.1, 0.1]) == (0.1, 0.1, 0.1)
+
+
+def test_hd95_differences_are_oriented_towards_the_reference():
+    n = 10
+    stl = np.linspace(10.0, 20.0, n)
+    values = {("gradnorm", 0): stl - 2.0, ("stl", 0): stl}  # lower distance: reference better
+    out = compare_to_reference(_table(values, metric="hd95"), metric="hd95", n_boot=N_BOOT)
+    row = out.iloc[0]
+    assert not row["higher_is_better"]
+    assert row["mean_reference"] == pytest.approx(stl.mean() - 2.0)
+    assert row["mean_difference"] == pytest.approx(2.0)
+    assert row["median_difference"] == pytest.approx(2.0)
+    assert row["rank_biserial"] == 1.0 and row["ttest_statistic"] > 0
+
+
+def test_checkpoint_filter_and_old_tables():
+    best = _table({("gradnorm", 0): np.full(6, 0.9), ("stl", 0): np.full(6, 0.5)})
+    last = best.assign(value=0.1)
+    both = pd.concat([best.assign(checkpoint="best"), last.assign(checkpoint="last")])
+    assert seed_averaged(both)["value"].tolist() == seed_averaged(best)["value"].tolist()
+    out = compare_to_reference(both, n_boot=N_BOOT).iloc[0]
+    assert out["mean_difference"] == pytest.approx(0.4)
+    assert compare_to_reference(both, n_boot=N_BOOT, checkpoint="last").iloc[0][
+        "mean_difference"
+    ] == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="checkpoint"):
+        compare_to_reference(best, n_boot=N_BOOT, checkpoint="last")
+
+
+def test_patient_unit_needs_patient_ids():
+    scores = _table({("gradnorm", 0): np.full(4, 0.9), ("stl", 0): np.full(4, 0.5)})
+    scores = scores.drop(columns="patient_id")
+    with pytest.raises(ValueError, match="patient_id"):
+        compare_to_reference(scores, n_boot=N_BOOT)
+    out = compare_to_reference(scores, n_boot=N_BOOT, unit="image").iloc[0]
+    assert out["n"] == 4 and pd.isna(out["n_patients"])
+
+
 # --- summary_table and delta_mtl ---------------------------------------------------------------
 
 
@@ -245,7 +372,7 @@ def test_summary_table_seed_and_image_statistics():
     row = out.iloc[0]
     per_image = np.array([0.3, 0.5, 0.7])  # seed-averaged, NaN seed skipped
     seed_means = np.array([0.4, 0.6, 0.4])
-    assert row["n_images"] == 3
+    assert row["n_images"] == 3 and row["n_patients"] == 3
     assert row["mean"] == pytest.approx(per_image.mean())
     assert row["ci_low"] <= row["mean"] <= row["ci_high"]
     assert row["n_seeds"] == 3
@@ -276,6 +403,50 @@ def test_delta_mtl_hand_computed():
     assert out.loc["ew", "delta_mtl"] == pytest.approx(0.0)
     assert out.loc["gradnorm", "delta_mtl"] == pytest.approx(15.0)
     assert out.loc["gradnorm", "delta_tissue_mean"] == pytest.approx(20.0)
+    assert out.loc["gradnorm", "delta_mtl_ci_low"] == pytest.approx(15.0)  # constant images
+    assert out.loc["stl", "delta_mtl_ci_high"] == 0.0
+
+
+def test_delta_mtl_patient_bootstrap_interval():
+    rng = np.random.default_rng(8)
+    n_patients, targets = 8, ("wound", "tissue_mean")
+    parts, truth = [], {}
+    for target, level in zip(targets, (0.8, 0.5), strict=True):
+        stl = rng.uniform(level - 0.1, level + 0.1, 2 * n_patients)  # 2 images per patient
+        ours = stl * 1.1 + rng.normal(0, 0.02, stl.size)
+        values = {("stl", 0): stl, ("gradnorm", 0): ours}
+        parts.append(_table(values, target=target, images_per_patient=2))
+        truth[target] = (stl.reshape(-1, 2).mean(1), ours.reshape(-1, 2).mean(1))
+    scores = pd.concat(parts, ignore_index=True)
+    out = delta_mtl(scores, n_boot=N_BOOT, seed=3).set_index("method")
+    row = out.loc["gradnorm"]
+    assert row["n_patients"] == n_patients
+    # the same bootstrap by hand: one draw of patients for both methods and targets
+    draws = np.random.default_rng(3).integers(0, n_patients, (N_BOOT, n_patients))
+    gains = [
+        100 * (truth[t][1][draws].mean(1) - truth[t][0][draws].mean(1)) / truth[t][0][draws].mean(1)
+        for t in targets
+    ]
+    low, high = np.quantile(np.mean(gains, axis=0), [0.025, 0.975])
+    assert row["delta_mtl_ci_low"] == pytest.approx(low)
+    assert row["delta_mtl_ci_high"] == pytest.approx(high)
+    assert 0 < row["delta_mtl_ci_low"] < row["delta_mtl"] < row["delta_mtl_ci_high"]
+    again = delta_mtl(scores, n_boot=N_BOOT, seed=3).set_index("method")
+    assert again.loc["gradnorm", "delta_mtl_ci_low"] == row["delta_mtl_ci_low"]
+
+
+def test_delta_mtl_flips_the_sign_for_hd95():
+    def scores(method: str, wound: float, tissue: float) -> pd.DataFrame:
+        return pd.concat(
+            [
+                _table({(method, 0): np.full(4, wound)}, metric="hd95"),
+                _table({(method, 0): np.full(4, tissue)}, target="tissue_mean", metric="hd95"),
+            ]
+        )
+
+    table = pd.concat([scores("stl", 10.0, 20.0), scores("gradnorm", 9.0, 18.0)])
+    out = delta_mtl(table, metric="hd95", n_boot=N_BOOT).set_index("method")
+    assert out.loc["gradnorm", "delta_mtl"] == pytest.approx(10.0)  # 10 % smaller distances
 
 
 # --- convergence -------------------------------------------------------------------------------
@@ -368,3 +539,61 @@ def test_convergence_flags_runs_still_improving_at_the_last_epoch():
     assert table.loc[0, "wound_epoch"] == 3 and table.loc[0, "tissue_epoch"] == 4
     assert table.loc[0, "epochs"] == 4 and bool(table.loc[0, "at_last_epoch"])
     assert table.loc[0, "epoch_gap"] == 1
+
+
+def test_convergence_table_runs_of_different_lengths_and_early_stopping():
+    history = _history(
+        {
+            ("gradnorm", 0, "wound"): [3.0, 2.0, 1.0],  # minimum at its last epoch (3)
+            ("gradnorm", 0, "tissue"): [3.0, 2.0, 1.5],
+            ("gradnorm", 1, "wound"): [3.0, 2.0, 1.0, 1.5, 1.6, 1.7],
+            ("gradnorm", 1, "tissue"): [3.0, 1.0, 1.5, 1.6, 1.7, 1.8],
+        }
+    )
+    out = convergence_table(history).set_index("seed")
+    assert list(out["epochs"]) == [3, 6]
+    assert list(out["at_last_epoch"]) == [True, False]
+    assert not out["stopped_early"].any()
+    runs = pd.DataFrame(
+        {"method": "gradnorm", "backbone": "unet", "seed": [0, 1], "stopped_early": [True, True]}
+    )
+    stopped = convergence_table(history, runs=runs).set_index("seed")
+    assert list(stopped["stopped_early"]) == [True, True]
+    assert not stopped["at_last_epoch"].any()  # stopped early: its minimum is a minimum
+    no_flag = convergence_table(history, runs=runs.drop(columns="stopped_early"))
+    assert list(no_flag["at_last_epoch"]) == [True, False]
+
+
+def _gaps(gaps: dict[tuple[str, int], int]) -> pd.DataFrame:
+    """A convergence table with the given |wound - tissue| gaps (wound always at epoch 5)."""
+    rows = [
+        {
+            "method": method,
+            "backbone": "unet",
+            "seed": seed,
+            "wound_epoch": 5,
+            "tissue_epoch": 5 + gap,
+            "epoch_gap": gap,
+            "epochs": 20,
+            "stopped_early": True,
+            "at_last_epoch": False,
+        }
+        for (method, seed), gap in gaps.items()
+    ]
+    return pd.DataFrame(rows).astype({"epoch_gap": "Int64"})
+
+
+def test_convergence_comparison_pairs_seeds():
+    table = _gaps(
+        {("gradnorm", 0): 0, ("gradnorm", 1): 1, ("gradnorm", 2): 0, ("ew", 0): 2, ("ew", 1): 1}
+    )
+    out = convergence_comparison(table, reference="gradnorm", window=1)
+    assert list(out.columns) == CONVERGENCE_COMPARISON_COLUMNS
+    assert list(out["seed"]) == [0, 1]  # seed 2 has no ew run
+    assert list(out["gap_difference"]) == [-2, 0]
+    assert set(out["n_seeds"]) == {2}
+    assert out["reference_within_window_all"].all()
+    strict = convergence_comparison(table, reference="gradnorm", window=0)
+    assert list(strict["reference_within_window"]) == [True, False]
+    assert not strict["reference_within_window_all"].any()
+    assert convergence_comparison(table, reference="nope").empty

@@ -6,13 +6,15 @@ parameters and the shared representation, so loss-weighting methods (equal weigh
 GradNorm, uncertainty weighting) and gradient-aggregation methods (PCGrad, MGDA, ... via
 torchjd) fit the same trainer. ``backward`` fills ``.grad`` of every parameter; the trainer
 then takes an ordinary optimiser step. A task whose loss is ``None`` (no label in this
-batch) is absent from ``losses`` and contributes nothing.
+batch) is absent from ``losses`` and contributes nothing. Before the first step the trainer
+calls ``start`` with each task's initial loss, measured on fixed labelled batches, for the
+methods that need a reference loss (GradNorm's L_i(0)); the others ignore it.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 
@@ -32,6 +34,12 @@ class Balancer(ABC):
         representation: torch.Tensor | None,
     ) -> torch.Tensor:
         """The scalar whose gradient updates the network."""
+
+    def start(self, initial_losses: Mapping[str, float]) -> None:  # noqa: B027 (optional hook)
+        """Before the first step: each task's mean loss on fixed labelled batches.
+
+        The trainer calls it once, for every method; the default ignores it.
+        """
 
     def backward(
         self,

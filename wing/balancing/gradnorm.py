@@ -10,7 +10,13 @@ With W the last shared layer, T tasks and w_i(0) = 1, each step:
     w     <- optimiser step on d L_grad / d w only;  w <- T w / sum(w)
 
 and the network is updated by d(sum_i w_i L_i)/d theta only. With partial labels only the
-tasks present in a batch take part, and L_i(0) is task i's loss on its first batch.
+tasks present in a batch take part (a batch with one task leaves the weights unchanged).
+L_i(0) is set by ``start`` before the first step: the trainer measures each task's mean
+loss over fixed labelled batches (``train.initial_loss_batches``), so it neither depends on
+which task the first batches happen to hold nor rests on the one or two labelled images of
+a partially labelled batch. Only for a task that ``start`` did not provide (it was never
+called, or with ``initial_loss_batches: 0``) does L_i(0) fall back to the paper's rule, the
+task's loss on the first batch that contains it.
 Two consequences shape the code:
 (1) the per-task norms ||grad_W L_i|| do not depend on w, so d L_grad / d w is computed by
 ``torch.autograd.grad(L_grad, w)`` on a tiny graph, with no ``create_graph`` and no
@@ -41,6 +47,13 @@ class GradNorm(Balancer):
         self.optimizer = torch.optim.Adam([self.task_weights], lr=learning_rate)
         self.initial_losses: dict[str, float] = {}
         self.last_grad_norms: dict[str, float] = {}
+
+    def start(self, initial_losses):
+        """Set L_i(0) (Eq. 2's loss ratios) from losses measured before the first step."""
+        unknown = set(initial_losses) - set(self.tasks)
+        if unknown:
+            raise KeyError(f"initial losses for unknown tasks {sorted(unknown)}")
+        self.initial_losses = {t: max(float(v), 1e-12) for t, v in initial_losses.items()}
 
     def weights(self) -> dict[str, float]:
         return dict(zip(self.tasks, self.task_weights.detach().tolist(), strict=True))
@@ -109,7 +122,7 @@ class GradNorm(Balancer):
         ).cpu()  # the task weights live on the CPU: T numbers, whatever the device
 
         # The weights: d L_grad / d w only (Eq. 2), then renormalise to sum T.
-        for t in present:
+        for t in present:  # fallback: L_i(0) not set by start()
             self.initial_losses.setdefault(t, max(float(losses[t].detach()), 1e-12))
         if len(present) >= 2:
             ratios = torch.tensor(

@@ -60,22 +60,33 @@ def _subset(frame: pd.DataFrame, backbone) -> pd.DataFrame:
     return frame if backbone is None else frame[frame["backbone"] == backbone]
 
 
-def _mark_convergence(ax: Axes, curves: pd.DataFrame, palette: dict) -> None:
-    """Dotted vertical line at each method's convergence epoch (of its seed-mean val curve)."""
+def _mark_convergence(ax: Axes, curves: pd.DataFrame, palette: dict, tolerance: float) -> None:
+    """Dotted vertical line at each method's convergence epoch: the median over its runs of
+    each run's convergence epoch with ``tolerance`` (:func:`convergence_epoch`), as in the
+    tables. Runs may differ in length."""
+    keys = [k for k in ("seed", "backbone") if k in curves.columns]
     for method, group in curves.groupby("method", sort=False):
-        mean_curve = group.groupby("epoch", sort=True)["val_loss"].mean()
-        if mean_curve.isna().all():
+        epochs = []
+        for _, run in group.groupby(keys, sort=False) if keys else [(None, group)]:
+            run = run.sort_values("epoch", kind="stable")
+            losses = run["val_loss"].to_numpy(dtype=float)
+            if losses.size and not np.all(np.isnan(losses)):
+                epochs.append(run["epoch"].iloc[convergence_epoch(losses, tolerance) - 1])
+        if not epochs:
             continue
-        epoch = mean_curve.index[convergence_epoch(mean_curve.to_numpy()) - 1]
+        epoch = float(np.median(epochs))
         ax.axvline(epoch, color=palette[method], ls=":", lw=1.2, gid=f"{CONVERGENCE_GID}-{method}")
 
 
-def plot_loss_curves(history: pd.DataFrame) -> Figure:
+def plot_loss_curves(history: pd.DataFrame, tolerance: float = 0.0) -> Figure:
     """Loss per epoch, one panel per task (columns) and backbone (rows); hue = method.
 
-    Lines are the mean over seeds with a +-1 sd band; validation loss is solid and, if the table
-    has ``train_loss``, training loss dashed. A dotted line marks each method's convergence epoch
-    (minimum of the seed-mean validation loss; :func:`~wing.statistics.convergence_epoch`).
+    Lines are the mean over seeds with a +-1 sd band (runs of different lengths: each epoch
+    averages the runs that reached it); validation loss is solid and, if the table has
+    ``train_loss``, training loss dashed. A dotted line marks each method's convergence epoch:
+    the median over seeds of each run's convergence epoch at the relative ``tolerance`` of
+    :func:`~wing.statistics.convergence_epoch` (pass ``compare.convergence_tolerance``, the
+    value the convergence tables use).
     """
     splits = {"val_loss": "validation", "train_loss": "train"}
     value_columns = [c for c in splits if c in history.columns]
@@ -107,7 +118,7 @@ def plot_loss_curves(history: pd.DataFrame) -> Figure:
                 ax=ax,
             )
             curves = _subset(history, backbone)
-            _mark_convergence(ax, curves[curves["task"] == task], palette)
+            _mark_convergence(ax, curves[curves["task"] == task], palette, tolerance)
             title = task if backbone is None else f"{backbone} - {task}"
             ax.set(title=title, xlabel="epoch", ylabel="loss")
     _keep_one_legend(axes)

@@ -1,8 +1,14 @@
 """Convergence epochs of the two tasks, for the claim that both converge at the same epoch.
 
 A task's convergence epoch is the epoch of its minimum validation loss (the epoch early stopping
-on that task would keep). The history table has the columns
-``method, backbone, seed, epoch (1-based), task ("wound"/"tissue"), val_loss``.
+on that task would keep), or, with a relative ``tolerance``, the first epoch within it of the
+minimum. The history table has the columns ``method, backbone, seed, epoch (1-based), task
+("wound"/"tissue"), val_loss``; runs may differ in length (early stopping). The run-level table
+``runs`` may say whether a run ``stopped_early`` (absent: False).
+
+WING-MTL's claim (3) is comparative: its wound-vs-tissue epoch gap is set against every other
+method's gap, paired over seeds (:func:`convergence_comparison`); the verdict rule is
+:func:`wing.statistics.claims.judge_convergence`.
 """
 
 from __future__ import annotations
@@ -14,6 +20,19 @@ import pandas as pd
 
 TASKS = ("wound", "tissue")
 RUN_KEYS = ("method", "backbone", "seed")
+CONVERGENCE_COMPARISON_COLUMNS = [
+    "backbone",
+    "reference",
+    "method",
+    "seed",
+    "reference_gap",
+    "method_gap",
+    "gap_difference",
+    "n_seeds",
+    "window",
+    "reference_within_window",
+    "reference_within_window_all",
+]
 
 
 def convergence_epoch(val_losses: Sequence[float] | np.ndarray, tolerance: float = 0.0) -> int:
@@ -35,18 +54,33 @@ def convergence_epoch(val_losses: Sequence[float] | np.ndarray, tolerance: float
     return int(hits[0]) + 1
 
 
+def _stopped_early(runs: pd.DataFrame | None, keys: list[str]) -> pd.DataFrame | None:
+    """``keys`` + ``stopped_early`` (bool) from the run-level table, or None if it lacks it."""
+    if runs is None or "stopped_early" not in runs.columns:
+        return None
+    if not set(keys) <= set(runs.columns):
+        raise ValueError(f"runs table lacks run keys {sorted(set(keys) - set(runs.columns))}")
+    flags = runs[[*keys, "stopped_early"]].drop_duplicates(subset=keys)
+    return flags.assign(stopped_early=flags["stopped_early"].fillna(False).astype(bool))
+
+
 def convergence_table(
-    history: pd.DataFrame, tolerance: float = 0.0, tasks: Sequence[str] = TASKS
+    history: pd.DataFrame,
+    tolerance: float = 0.0,
+    tasks: Sequence[str] = TASKS,
+    runs: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per run (method, backbone, seed): each task's convergence epoch and minimum loss.
 
     Epochs are taken from the ``epoch`` column after sorting by it, so the result is an actual
-    epoch number even when logging started later or skipped epochs. Columns: the run keys
-    present in ``history``, then ``<task>_epoch`` and ``<task>_min_loss`` per task and, for two
-    tasks, ``epoch_gap = |epoch_1 - epoch_2|``, and ``epochs`` (the last logged epoch) with
-    ``at_last_epoch``: True when some task's minimum is the last epoch, i.e. its validation
-    loss was still falling and the run says nothing about where it converges. A task missing
-    from a run gives ``<NA>`` epochs.
+    epoch number even when logging started later or skipped epochs; each run's own last epoch
+    is used, so runs may differ in length. Columns: the run keys present in ``history``, then
+    ``<task>_epoch`` and ``<task>_min_loss`` per task and, for two tasks, ``epoch_gap =
+    |epoch_1 - epoch_2|``, ``epochs`` (the run's last logged epoch), ``stopped_early`` (from
+    ``runs``; False when absent) and ``at_last_epoch``: True when some task converges at the
+    run's last epoch and the run did not stop early, i.e. its validation loss was still falling
+    when training ended and the run says nothing about where it converges. A task missing from
+    a run gives ``<NA>`` epochs.
     """
     missing = [c for c in ("epoch", "task", "val_loss") if c not in history.columns]
     if missing:
@@ -72,8 +106,14 @@ def convergence_table(
         out[f"{task}_epoch"] = out[f"{task}_epoch"].astype("Int64")
     if len(tasks) == 2:
         out["epoch_gap"] = (out[f"{tasks[0]}_epoch"] - out[f"{tasks[1]}_epoch"]).abs()
+    flags = _stopped_early(runs, keys)
+    if flags is None:
+        out["stopped_early"] = False
+    else:
+        out = out.merge(flags, on=keys, how="left")
+        out["stopped_early"] = out["stopped_early"].fillna(False).astype(bool)
     at_last = pd.concat([out[f"{t}_epoch"] == out["epochs"] for t in tasks], axis=1)
-    out["at_last_epoch"] = at_last.fillna(False).any(axis=1).astype(bool)
+    out["at_last_epoch"] = at_last.fillna(False).any(axis=1).astype(bool) & ~out["stopped_early"]
     return out
 
 
@@ -86,3 +126,47 @@ def convergence_summary(table: pd.DataFrame) -> pd.DataFrame:
     out = grouped.agg(n_runs="count", mean_gap="mean", median_gap="median", max_gap="max")
     out["same_epoch_rate"] = grouped.apply(lambda g: float(np.mean(g == 0)))
     return out.reset_index()
+
+
+def convergence_comparison(
+    table: pd.DataFrame, reference: str = "gradnorm", window: int = 0
+) -> pd.DataFrame:
+    """The reference's wound-vs-tissue epoch gap against every other method's, paired on seeds.
+
+    One row per backbone, other method and seed that both methods ran (with both tasks'
+    epochs): ``reference_gap``, ``method_gap``, ``gap_difference = reference_gap - method_gap``
+    (negative: the reference's tasks converge closer together), ``n_seeds`` (paired seeds of
+    that backbone and method), ``reference_within_window`` (``reference_gap <= window``, the
+    "same epoch" tolerance in epochs) and ``reference_within_window_all`` (on every paired
+    seed). Columns: :data:`CONVERGENCE_COMPARISON_COLUMNS`; empty without a reference run.
+    """
+    if window < 0:
+        raise ValueError(f"window must be >= 0 epochs, got {window}")
+    gaps = table.dropna(subset=["epoch_gap"]).astype({"epoch_gap": int})
+    if "backbone" not in gaps.columns:
+        gaps = gaps.assign(backbone=None)
+    rows = []
+    for backbone, block in gaps.groupby("backbone", sort=False, dropna=False):
+        ours = block[block["method"] == reference].set_index("seed")["epoch_gap"]
+        others = block[block["method"] != reference]
+        for method, group in others.groupby("method", sort=False):
+            theirs = group.set_index("seed")["epoch_gap"]
+            seeds = [s for s in ours.index if s in theirs.index]
+            within = [bool(ours[s] <= window) for s in seeds]
+            for seed, ok in zip(seeds, within, strict=True):
+                rows.append(
+                    {
+                        "backbone": backbone,
+                        "reference": reference,
+                        "method": method,
+                        "seed": seed,
+                        "reference_gap": int(ours[seed]),
+                        "method_gap": int(theirs[seed]),
+                        "gap_difference": int(ours[seed] - theirs[seed]),
+                        "n_seeds": len(seeds),
+                        "window": window,
+                        "reference_within_window": ok,
+                        "reference_within_window_all": all(within),
+                    }
+                )
+    return pd.DataFrame(rows, columns=CONVERGENCE_COMPARISON_COLUMNS)

@@ -1,30 +1,45 @@
-"""Per-image paired comparisons of training methods, summaries and Delta-MTL.
+"""Paired comparisons of training methods at the patient level, summaries and Delta-MTL.
 
-Input everywhere is the tidy per-image score table with (at least) the columns
-``sample_id, method, backbone, seed, target, metric, value``. Every image is first averaged over
-seeds (per sample_id, method, backbone, target and metric), so that the unit of analysis is
-the test image and methods are paired on it.
+Input everywhere is the tidy per-image score table written by the evaluate stage, with (at
+least) the columns ``sample_id, patient_id, method, backbone, seed, target, metric, value`` and
+optionally ``checkpoint`` (``best`` / ``last``; a table without it is all ``best``). Only one
+checkpoint enters an analysis (``best``, the primary one, unless asked otherwise).
+
+The unit of analysis is the patient (issue 7, section 2). Images of one patient are correlated
+(the default test split is 6 patients x 4 visits), so 24 images are not 24 independent units.
+Every image is first averaged over seeds, then images are averaged per patient, and methods are
+paired on patients. Where a dataset has no patient identifiers, ``patient_id`` holds the
+photograph group that the split already keeps together, and that group is the unit. The
+per-image pairing (``unit="image"``) remains available for a secondary, clearly labelled table;
+the mixed model of :mod:`wing.statistics.mixed` is the secondary analysis over every image and
+seed.
+
+Differences are always oriented so that a positive difference favours the reference method:
+reference minus method for metrics where higher is better (Dice, IoU, precision, recall),
+method minus reference for HD95, where lower is better (``higher_is_better`` says which).
 
 Methods used:
 
-* Bootstrap: bias-corrected and accelerated (BCa) intervals (Efron 1987; Efron &
-  Tibshirani 1993) from ``scipy.stats.bootstrap``, resampling images (for a paired difference,
-  resampling the per-image differences is exactly paired resampling). BCa falls back to the
+* Bootstrap: bias-corrected and accelerated (BCa) intervals of the mean (Efron 1987; Efron &
+  Tibshirani 1993) from ``scipy.stats.bootstrap``, resampling units (for a paired difference,
+  resampling the per-unit differences is exactly paired resampling). BCa falls back to the
   percentile interval if its acceleration is undefined; degenerate (constant) samples get the
-  point interval ``(x, x)``.
+  point interval ``(x, x)``. The median difference gets a percentile bootstrap interval (BCa's
+  jackknife acceleration is unreliable for the median of a few, often tied, values).
 * Wilcoxon signed-rank test (Wilcoxon 1945), two-sided, zero differences dropped (``"wilcox"``).
 * Paired t-test (Student 1908) via ``scipy.stats.ttest_rel``.
 * Effect sizes: Cohen's d_z = mean(d) / sd(d) (Cohen 1988) and the matched-pairs rank-biserial
   correlation (Kerby 2014; computed by ``pingouin.wilcoxon``).
 * Holm's step-down correction (Holm 1979) over the whole family of comparisons returned,
   separately for the Wilcoxon and the t-test p-values (``statsmodels`` ``multipletests``).
-* Delta-MTL (Maninis et al. 2019): mean relative gain over the single-task baseline.
+* Delta-MTL (Maninis et al. 2019): mean relative gain over the single-task baseline, with a
+  percentile bootstrap interval from resampling patients.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -32,18 +47,27 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 SCORE_KEYS = ["backbone", "method", "target", "metric"]
+UNITS = ("patient", "image")
+LOWER_IS_BETTER = frozenset({"hd95"})
 COMPARISON_COLUMNS = [
     "backbone",
     "target",
     "metric",
+    "higher_is_better",
+    "unit",
     "reference",
     "method",
     "n",
+    "n_patients",
+    "n_images",
     "mean_reference",
     "mean_method",
     "mean_difference",
     "ci_low",
     "ci_high",
+    "median_difference",
+    "median_ci_low",
+    "median_ci_high",
     "wilcoxon_statistic",
     "wilcoxon_p",
     "wilcoxon_p_holm",
@@ -58,6 +82,7 @@ SUMMARY_COLUMNS = [
     "method",
     "target",
     "metric",
+    "n_patients",
     "n_images",
     "mean",
     "ci_low",
@@ -66,21 +91,39 @@ SUMMARY_COLUMNS = [
     "seed_mean",
     "seed_sd",
 ]
+PATIENT_COLUMNS = [*SCORE_KEYS, "patient_id", "value", "n_images"]
 METHOD_ORDER = ("stl", "ew", "gradnorm")
 
 
-def _bootstrap_ci(x: np.ndarray, n_boot: int, seed: int, confidence: float) -> tuple[float, float]:
-    """BCa bootstrap interval of the mean of ``x`` (Efron 1987); percentile if BCa fails."""
+def higher_is_better(metric: str) -> bool:
+    """True for overlap metrics (Dice, IoU, precision, recall); False for distances (HD95)."""
+    return metric not in LOWER_IS_BETTER
+
+
+def _bootstrap_ci(
+    x: np.ndarray,
+    n_boot: int,
+    seed: int,
+    confidence: float,
+    statistic: Callable = np.mean,
+    methods: Sequence[str] = ("BCa", "percentile"),
+) -> tuple[float, float]:
+    """Bootstrap interval of ``statistic(x)``: the first of ``methods`` that gives a finite one.
+
+    BCa (Efron 1987) by default, falling back to the percentile interval; a constant sample
+    gets the point interval, an empty one NaN.
+    """
     if x.size == 0:
         return np.nan, np.nan
     if x.size == 1 or np.ptp(x) == 0:
         return float(x[0]), float(x[0])
-    for method in ("BCa", "percentile"):
+    low = high = np.nan
+    for method in methods:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             res = stats.bootstrap(
                 (x,),
-                np.mean,
+                statistic,
                 n_resamples=n_boot,
                 confidence_level=confidence,
                 method=method,
@@ -105,6 +148,20 @@ def bootstrap_mean_ci(
     mean = float(x.mean()) if x.size else np.nan
     low, high = _bootstrap_ci(x, n_boot, seed, confidence)
     return mean, low, high
+
+
+def bootstrap_median_ci(
+    values: Sequence[float] | np.ndarray,
+    n_boot: int = 2000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> tuple[float, float, float]:
+    """Median of ``values`` (NaN dropped) and its seeded percentile bootstrap interval."""
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    median = float(np.median(x)) if x.size else np.nan
+    low, high = _bootstrap_ci(x, n_boot, seed, confidence, np.median, ("percentile",))
+    return median, low, high
 
 
 def _wilcoxon(d: np.ndarray) -> tuple[float, float]:
@@ -172,8 +229,9 @@ def paired_comparison(
     """Compare paired samples ``a`` and ``b`` (differences are a - b); NaN pairs are dropped.
 
     Returns ``n, mean_a, mean_b, mean_difference, ci_low, ci_high`` (seeded BCa bootstrap of the
-    mean difference over resampled pairs, Efron 1987), ``wilcoxon_statistic, wilcoxon_p``
-    (two-sided signed-rank test, Wilcoxon 1945; p = 1 if all differences are zero),
+    mean difference over resampled pairs, Efron 1987), ``median_difference, median_ci_low,
+    median_ci_high`` (percentile bootstrap of the median difference), ``wilcoxon_statistic,
+    wilcoxon_p`` (two-sided signed-rank test, Wilcoxon 1945; p = 1 if all differences are zero),
     ``ttest_statistic, ttest_p`` (``scipy.stats.ttest_rel``), ``cohens_dz`` and
     ``rank_biserial`` (Kerby 2014).
     """
@@ -184,6 +242,7 @@ def paired_comparison(
     a, b = a[keep], b[keep]
     d = a - b
     ci_low, ci_high = _bootstrap_ci(d, n_boot, seed, confidence)
+    median, median_low, median_high = bootstrap_median_ci(d, n_boot, seed, confidence)
     w_stat, w_p = _wilcoxon(d)
     t_stat, t_p = _ttest(a, b)
     return {
@@ -193,6 +252,9 @@ def paired_comparison(
         "mean_difference": float(d.mean()) if d.size else np.nan,
         "ci_low": ci_low,
         "ci_high": ci_high,
+        "median_difference": median,
+        "median_ci_low": median_low,
+        "median_ci_high": median_high,
         "wilcoxon_statistic": w_stat,
         "wilcoxon_p": w_p,
         "ttest_statistic": t_stat,
@@ -212,16 +274,65 @@ def holm(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
     return out
 
 
-def seed_averaged(scores: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
-    """Per-image values averaged over seeds (NaN seeds skipped).
+def select_scores(
+    scores: pd.DataFrame, metric: str | None = None, checkpoint: str = "best"
+) -> pd.DataFrame:
+    """Rows of one ``checkpoint`` (and ``metric`` when given).
 
-    Columns ``backbone, method, target, metric, sample_id, value``; restricted to ``metric``
-    when given.
+    A table without a ``checkpoint`` column holds only ``best`` checkpoints (tables written
+    before the column existed); asking it for another checkpoint is an error.
     """
     _require(scores, [*SCORE_KEYS, "sample_id", "seed", "value"])
     frame = scores if metric is None else scores[scores["metric"] == metric]
-    keys = [*SCORE_KEYS, "sample_id"]
+    if "checkpoint" in frame.columns:
+        return frame[frame["checkpoint"] == checkpoint]
+    if checkpoint != "best":
+        raise ValueError(f"score table has no 'checkpoint' column, so no {checkpoint!r} scores")
+    return frame
+
+
+def seed_averaged(
+    scores: pd.DataFrame, metric: str | None = None, checkpoint: str = "best"
+) -> pd.DataFrame:
+    """Per-image values of one checkpoint averaged over seeds (NaN seeds skipped).
+
+    Columns ``backbone, method, target, metric, sample_id`` (``patient_id`` too when the table
+    has it) and ``value``; restricted to ``metric`` when given.
+    """
+    frame = select_scores(scores, metric, checkpoint)
+    keys = [*SCORE_KEYS, "sample_id", *(["patient_id"] if "patient_id" in frame else [])]
     return frame.groupby(keys, sort=False, dropna=False)["value"].mean().reset_index()
+
+
+def patient_level(
+    scores: pd.DataFrame, metric: str | None = None, checkpoint: str = "best"
+) -> pd.DataFrame:
+    """Patient-level scores: each image averaged over seeds, then images averaged per patient.
+
+    NaN images are skipped (``n_images`` counts the images that entered the mean; a patient
+    with none has value NaN). Columns :data:`PATIENT_COLUMNS`.
+    """
+    _require(scores, ["patient_id"])
+    avg = seed_averaged(scores, metric, checkpoint)
+    grouped = avg.groupby([*SCORE_KEYS, "patient_id"], sort=False, dropna=False)["value"]
+    out = grouped.agg(value="mean", n_images="count").reset_index()
+    return out[PATIENT_COLUMNS]
+
+
+def _paired_units(
+    group: pd.DataFrame, reference: str, method: str, unit: str
+) -> tuple[pd.DataFrame, int, int | None]:
+    """(reference, method) values paired on images, then averaged per patient for ``unit=
+    "patient"``; an image missing or NaN for either method leaves both. Also returns the
+    number of paired images and of patients (None without ``patient_id``)."""
+    index = ["patient_id", "sample_id"] if "patient_id" in group else ["sample_id"]
+    wide = group.pivot_table(index=index, columns="method", values="value", dropna=False)
+    pairs = wide[[reference, method]].dropna()
+    n_images = len(pairs)
+    n_patients = pairs.index.get_level_values(0).nunique() if len(index) == 2 else None
+    if unit == "patient":
+        pairs = pairs.groupby(level="patient_id", sort=False).mean()
+    return pairs, n_images, n_patients
 
 
 def compare_to_reference(
@@ -231,52 +342,61 @@ def compare_to_reference(
     targets: Sequence[str] | None = None,
     n_boot: int = 2000,
     seed: int = 0,
+    unit: str = "patient",
+    checkpoint: str = "best",
+    confidence: float = 0.95,
 ) -> pd.DataFrame:
-    """Paired per-image comparison of ``reference`` against every other method.
+    """Paired comparison of ``reference`` against every other method, on patients by default.
 
-    Per backbone, target and other method: each image is averaged over seeds, images are paired
-    on ``sample_id`` (images missing for either method, or NaN, are dropped) and
-    :func:`paired_comparison` is run with a = reference, b = method (positive differences favour
-    the reference). Wilcoxon and t-test p-values are each Holm-corrected (Holm 1979) over all rows
-    of the returned table. Columns: :data:`COMPARISON_COLUMNS`.
+    Per backbone, target and other method: each image is averaged over seeds; images scored by
+    both methods (not NaN) are kept; with ``unit="patient"`` they are averaged per patient and
+    the methods are paired on patients, with ``unit="image"`` on images (the secondary,
+    correlated-units analysis). :func:`paired_comparison` is run on the oriented values, so a
+    positive difference favours the reference (for HD95, method minus reference). Wilcoxon and
+    t-test p-values are each Holm-corrected (Holm 1979) over all rows of the returned table.
+    ``n`` is the number of paired units, ``n_patients`` and ``n_images`` those behind them.
+    Columns: :data:`COMPARISON_COLUMNS`.
     """
-    avg = seed_averaged(scores, metric)
+    if unit not in UNITS:
+        raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
+    if unit == "patient":
+        _require(scores, ["patient_id"])
+    avg = seed_averaged(scores, metric, checkpoint)
     if reference not in set(avg["method"]):
         raise ValueError(f"reference method {reference!r} not in the {metric!r} scores")
     if targets is not None:
         avg = avg[avg["target"].isin(list(targets))]
+    better = higher_is_better(metric)
     rows = []
     for (backbone, target), group in avg.groupby(["backbone", "target"], sort=False):
-        wide = group.pivot(index="sample_id", columns="method", values="value")
-        if reference not in wide:
+        if reference not in set(group["method"]):
             continue
-        for method in method_order(m for m in wide.columns if m != reference):
-            res = paired_comparison(
-                wide[reference].to_numpy(), wide[method].to_numpy(), n_boot=n_boot, seed=seed
-            )
+        for method in method_order(m for m in group["method"].unique() if m != reference):
+            pairs, n_images, n_patients = _paired_units(group, reference, method, unit)
+            ref, other = pairs[reference].to_numpy(), pairs[method].to_numpy()
+            a, b = (ref, other) if better else (other, ref)
+            res = paired_comparison(a, b, n_boot=n_boot, seed=seed, confidence=confidence)
             rows.append(
                 {
                     "backbone": backbone,
                     "target": target,
                     "metric": metric,
+                    "higher_is_better": better,
+                    "unit": unit,
                     "reference": reference,
                     "method": method,
                     "n": res["n"],
-                    "mean_reference": res["mean_a"],
-                    "mean_method": res["mean_b"],
-                    **{k: res[k] for k in ("mean_difference", "ci_low", "ci_high")},
-                    "wilcoxon_statistic": res["wilcoxon_statistic"],
-                    "wilcoxon_p": res["wilcoxon_p"],
-                    "ttest_statistic": res["ttest_statistic"],
-                    "ttest_p": res["ttest_p"],
-                    "cohens_dz": res["cohens_dz"],
-                    "rank_biserial": res["rank_biserial"],
+                    "n_patients": n_patients,
+                    "n_images": n_images,
+                    "mean_reference": float(ref.mean()) if ref.size else np.nan,
+                    "mean_method": float(other.mean()) if other.size else np.nan,
+                    **{k: res[k] for k in COMPARISON_COLUMNS if k in res and k != "n"},
                 }
             )
     out = pd.DataFrame(rows, columns=[c for c in COMPARISON_COLUMNS if not c.endswith("_holm")])
     out.insert(out.columns.get_loc("wilcoxon_p") + 1, "wilcoxon_p_holm", holm(out["wilcoxon_p"]))
     out.insert(out.columns.get_loc("ttest_p") + 1, "ttest_p_holm", holm(out["ttest_p"]))
-    return out.astype({"n": int})
+    return out.astype({"n": int, "n_images": int, "n_patients": "Int64"})
 
 
 def summary_table(
@@ -285,30 +405,51 @@ def summary_table(
     n_boot: int = 2000,
     seed: int = 0,
     confidence: float = 0.95,
+    checkpoint: str = "best",
 ) -> pd.DataFrame:
-    """Per backbone, method and target: image-level mean with bootstrap CI, and seed spread.
+    """Per backbone, method and target: patient-level mean with bootstrap CI, and seed spread.
 
-    ``mean, ci_low, ci_high, n_images``: over images of the seed-averaged per-image values (BCa
-    bootstrap, Efron 1987). ``seed_mean, seed_sd, n_seeds``: mean and sample sd (ddof=1) across
-    seeds of each seed's mean over images. Columns: :data:`SUMMARY_COLUMNS`.
+    ``mean, ci_low, ci_high``: over patients of the patient-level values of
+    :func:`patient_level` (BCa bootstrap resampling patients, Efron 1987); ``n_patients`` and
+    ``n_images`` count the patients and images behind them. ``seed_mean, seed_sd, n_seeds``:
+    mean and sample sd (ddof=1) across seeds of each seed's patient-level mean (images averaged
+    per patient, then patients). Columns: :data:`SUMMARY_COLUMNS`.
     """
-    _require(scores, [*SCORE_KEYS, "sample_id", "seed", "value"])
-    frame = scores[scores["metric"] == metric]
+    patients = patient_level(scores, metric, checkpoint).dropna(subset=["value"])
     rows = []
-    for key, group in seed_averaged(frame).groupby(SCORE_KEYS, sort=False):
-        values = group["value"].to_numpy(dtype=float)
-        mean, low, high = bootstrap_mean_ci(values, n_boot, seed, confidence)
-        n_images = int(np.sum(~np.isnan(values)))
-        row = dict(zip(SCORE_KEYS, key, strict=True))
-        rows.append({**row, "n_images": n_images, "mean": mean, "ci_low": low, "ci_high": high})
-    images = pd.DataFrame(rows, columns=[*SCORE_KEYS, "n_images", "mean", "ci_low", "ci_high"])
-    per_seed = frame.groupby([*SCORE_KEYS, "seed"], sort=False)["value"].mean().dropna()
+    for key, group in patients.groupby(SCORE_KEYS, sort=False):
+        mean, low, high = bootstrap_mean_ci(group["value"].to_numpy(), n_boot, seed, confidence)
+        rows.append(
+            {
+                **dict(zip(SCORE_KEYS, key, strict=True)),
+                "n_patients": len(group),
+                "n_images": int(group["n_images"].sum()),
+                "mean": mean,
+                "ci_low": low,
+                "ci_high": high,
+            }
+        )
+    out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS[: SUMMARY_COLUMNS.index("ci_high") + 1])
+    frame = select_scores(scores, metric, checkpoint)
+    per_patient = frame.groupby([*SCORE_KEYS, "seed", "patient_id"], sort=False)["value"].mean()
+    per_seed = per_patient.groupby(level=[*SCORE_KEYS, "seed"], sort=False).mean().dropna()
     seeds = per_seed.groupby(level=SCORE_KEYS, sort=False).agg(
         n_seeds="count", seed_mean="mean", seed_sd="std"
     )
-    out = images.merge(seeds.reset_index(), on=SCORE_KEYS, how="left")
+    out = out.merge(seeds.reset_index(), on=SCORE_KEYS, how="left")
     out["n_seeds"] = out["n_seeds"].fillna(0).astype(int)
     return _order_methods(out[SUMMARY_COLUMNS])
+
+
+def _relative_gains(means: np.ndarray, base_index: int, sign: float) -> np.ndarray:
+    """Per-target relative gains in percent, 100 * s * (M - M_base) / M_base.
+
+    ``means`` has methods on its second-to-last axis and targets on its last; the baseline is
+    method ``base_index``. Delta-MTL is their mean over the last axis.
+    """
+    base = means[..., [base_index], :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 100.0 * sign * (means - base) / base
 
 
 def delta_mtl(
@@ -316,37 +457,59 @@ def delta_mtl(
     stl_method: str = "stl",
     metric: str = "dice",
     targets: Sequence[str] = ("wound", "tissue_mean"),
+    n_boot: int = 2000,
+    seed: int = 0,
+    confidence: float = 0.95,
+    checkpoint: str = "best",
 ) -> pd.DataFrame:
     """Delta-MTL (Maninis et al. 2019) of every method against the single-task baseline.
 
-    Delta_m = (1/T) sum_t 100 * (M_m,t - M_stl,t) / M_stl,t over ``targets`` (all higher-is-better
-    here, so no sign flips); M is the mean over images of the seed-averaged per-image value.
-    Positive is better than single-task. Returns per backbone and method (the baseline included,
-    at 0): ``backbone, method, metric, delta_mtl`` and ``delta_<target>`` for each target.
+    Delta_m = (1/T) sum_t 100 * s * (M_m,t - M_stl,t) / M_stl,t over ``targets``, with s = +1
+    when higher is better and s = -1 for HD95; M is the mean over patients of the patient-level
+    values (:func:`patient_level`). Positive is better than single-task. Its interval is the
+    percentile bootstrap over patients: patients (those scored by every method on every target)
+    are resampled with replacement, the same draw for every method and target, and Delta-MTL is
+    recomputed. Returns per backbone and method (the baseline included, at 0): ``backbone,
+    method, metric, n_patients, delta_mtl, delta_mtl_ci_low, delta_mtl_ci_high`` and
+    ``delta_<target>`` for each target.
     """
-    avg = seed_averaged(scores, metric)
-    avg = avg[avg["target"].isin(list(targets))]
-    keys = ["backbone", "method", "target"]
-    means = avg.groupby(keys, sort=False)["value"].mean().unstack("target")
-    missing = [t for t in targets if t not in means.columns]
+    patients = patient_level(scores, metric, checkpoint)
+    patients = patients[patients["target"].isin(list(targets))]
+    missing = [t for t in targets if t not in set(patients["target"])]
     if missing:
         raise ValueError(f"targets {missing} not in the {metric!r} scores")
-    means = means[list(targets)]
+    sign = 1.0 if higher_is_better(metric) else -1.0
+    alpha = (1.0 - confidence) / 2.0
     rows = []
-    for backbone, block in means.groupby(level="backbone", sort=False):
-        block = block.droplevel("backbone")
-        if stl_method not in block.index:
+    for backbone, block in patients.groupby("backbone", sort=False):
+        wide = block.pivot_table(
+            index="patient_id", columns=["method", "target"], values="value", dropna=False
+        )
+        methods = method_order(wide.columns.get_level_values("method").unique())
+        if stl_method not in methods:
             raise ValueError(f"no {stl_method!r} scores for backbone {backbone!r}")
-        base = block.loc[stl_method]
-        rel = 100.0 * (block - base) / base
-        for method, row in rel.iterrows():
+        columns = pd.MultiIndex.from_product([methods, list(targets)], names=wide.columns.names)
+        wide = wide.reindex(columns=columns).dropna()
+        values = wide.to_numpy().reshape(len(wide), len(methods), len(targets))
+        base_index = methods.index(stl_method)
+        per_target = _relative_gains(values.mean(axis=0), base_index, sign)
+        point = per_target.mean(axis=-1)
+        low = high = np.full(len(methods), np.nan)
+        if len(wide):
+            draws = np.random.default_rng(seed).integers(0, len(wide), (n_boot, len(wide)))
+            boot = _relative_gains(values[draws].mean(axis=1), base_index, sign).mean(axis=-1)
+            low, high = np.nanquantile(boot, [alpha, 1.0 - alpha], axis=0)
+        for i, method in enumerate(methods):
             rows.append(
                 {
                     "backbone": backbone,
                     "method": method,
                     "metric": metric,
-                    "delta_mtl": float(row.mean()),
-                    **{f"delta_{t}": float(row[t]) for t in targets},
+                    "n_patients": len(wide),
+                    "delta_mtl": float(point[i]),
+                    "delta_mtl_ci_low": float(low[i]),
+                    "delta_mtl_ci_high": float(high[i]),
+                    **{f"delta_{t}": float(per_target[i, j]) for j, t in enumerate(targets)},
                 }
             )
     return _order_methods(pd.DataFrame(rows))

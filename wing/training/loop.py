@@ -1,13 +1,29 @@
 """One training loop for every method (STL is the same loop with one task), torch only.
 
 A run = one method x backbone x seed. It trains one network per task group of the method,
-logs per-epoch losses with DVCLive, keeps the best-validation and the last checkpoint, and
-writes its folder atomically (a failed run leaves no half-written output).
+logs per-epoch losses with DVCLive, and writes its folder atomically (a failed run leaves
+no half-written output). The schedule is the same for every method (issue 7, §3 and §6):
+
+- Budget: every network takes ``steps_per_epoch`` optimiser steps per epoch; 0 means
+  ceil(N / batch_size) with N the training samples labelled for any task (the shared
+  network's set), so an STL network on a partially labelled set cycles its smaller set and
+  takes as many steps as the shared network (``wing.training.sampler``).
+- Batches: task-balanced (each holds a sample of each task of the network) when
+  ``task_balanced_batches`` is ``on``, or ``auto`` and this network's labels are partial.
+- Checkpoints: per task, ``best_<task>.pt`` at the epoch of that task's lowest validation
+  loss (a multi-task network keeps one per head), and ``last.pt`` at the last epoch.
+- Early stopping: after an epoch in which no task's validation loss has reached a new
+  minimum for ``patience`` consecutive epochs (0 = never), at most ``epochs`` epochs.
+- Initial losses: before the first step each task's mean loss over the first
+  ``initial_loss_batches`` batches of a fixed, unaugmented, unshuffled pass over the samples
+  labelled for it is handed to the balancer (``Balancer.start``; GradNorm's L_i(0)).
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import math
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -26,7 +42,9 @@ from wing.io import atomic_directory
 from wing.models import build_network, count_parameters
 from wing.training.determinism import seed_everything, select_device
 from wing.training.losses import segmentation_loss
+from wing.training.methods import TASKS
 from wing.training.methods import method as method_spec
+from wing.training.sampler import TaskBatchSampler, task_balanced
 
 WOUND_LABELS = 2  # not wound, wound
 
@@ -52,18 +70,54 @@ def _task_losses(logits: dict, targets: dict) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def validation_losses(network, loader, device) -> dict[str, float]:
-    """Mean loss per task over a loader (batch losses weighted by batch size)."""
+def _mean_losses(network, batches, device) -> dict[str, float]:
+    """Mean loss per task in eval mode (batch losses weighted by their labelled samples)."""
     network.eval()
     totals: dict[str, float] = {}
     counts: dict[str, int] = {}
-    for batch in loader:
+    for batch in batches:
         _, logits = network(batch["image"].to(device))
         for task, loss in _task_losses(logits, _targets(batch, device)).items():
             n = _labelled_count(batch, task)
             totals[task] = totals.get(task, 0.0) + float(loss) * n
             counts[task] = counts.get(task, 0) + n
     return {task: totals[task] / counts[task] for task in totals}
+
+
+def validation_losses(network, loader, device) -> dict[str, float]:
+    """Mean validation loss per task (the checkpoint and early-stopping criterion)."""
+    return _mean_losses(network, loader, device)
+
+
+def initial_losses(
+    network, dataset, labelled: torch.Tensor, tasks, batches: int, batch_size: int, device
+) -> dict[str, float]:
+    """Each task's mean loss over the first ``batches`` batches of a fixed pass (dataset
+    order, no augmentation) over the samples labelled for it: L_i(0) of loss-rate balancers.
+
+    Measured in eval mode under ``no_grad``: BatchNorm uses its (initial) running
+    statistics and dropout is off, so the measurement leaves the network untouched and the
+    run's random streams as they were. At initialisation the eval-mode loss is within a few
+    percent of the train-mode one (tiny fixture: wound 1.24 vs 1.16, tissue 2.47 vs 2.51).
+    ``batches = 0`` measures nothing: balancers then use their own rule (GradNorm: the loss
+    of the first training batch that contains the task).
+    """
+    losses: dict[str, float] = {}
+    if batches == 0:
+        return losses
+    for column, task in enumerate(tasks):
+        indices = torch.nonzero(labelled[:, column]).flatten()[: batches * batch_size]
+        # Its own generator: a DataLoader draws a seed even when it does not shuffle.
+        loader = DataLoader(
+            Subset(dataset, indices.tolist()), batch_size=batch_size, generator=torch.Generator()
+        )
+        losses[task] = _mean_losses(network, loader, device)[task]
+    return losses
+
+
+def steps_per_epoch(config: TrainConfig, samples: int) -> int:
+    """Optimiser steps per epoch: ``config.steps_per_epoch``, or one pass over ``samples``."""
+    return config.steps_per_epoch or math.ceil(samples / config.batch_size)
 
 
 def _checkpoint(network, spec: dict, epoch: int) -> dict:
@@ -83,8 +137,10 @@ def train_network(
     seed: int,
     out_dir: Path,
 ) -> dict:
-    """Train one network for ``tasks``; write checkpoints and logs into ``out_dir``."""
-    generator = seed_everything(seed, config.num_threads)
+    """Train one network for ``tasks``; write into ``out_dir`` its checkpoints
+    (``best_<task>.pt`` per task, ``last.pt``), ``history.csv``, ``balancer_log.csv``,
+    DVCLive logs and ``summary.json`` (also returned)."""
+    seed_everything(seed, config.num_threads)
     device = select_device(config.device)
     backbone_options = {
         "channels": tuple(config.channels),
@@ -118,15 +174,34 @@ def train_network(
                 f"no training sample of {dataset_root} has a {task} label; "
                 f"drop the {task} task or choose another data.source"
             )
-    keep = torch.stack([train_set.labelled(t) for t in tasks]).any(0)
-    train_subset = Subset(train_set, torch.nonzero(keep).flatten().tolist())
-    train_loader = DataLoader(
-        train_subset, batch_size=config.batch_size, shuffle=True, generator=generator, num_workers=0
-    )
+    network_labels = torch.stack([train_set.labelled(t) for t in tasks], 1)
+    keep = torch.nonzero(network_labels.any(1)).flatten().tolist()
+    train_subset = Subset(train_set, keep)
+    labelled = network_labels[keep]  # (samples, tasks) of this network's training set
+    # The budget counts the samples labelled for any task, whichever network this is.
+    any_task = torch.stack([train_set.labelled(t) for t in TASKS], 1).any(1)
+    steps = steps_per_epoch(config, int(any_task.sum()))
+    balanced = task_balanced(config.task_balanced_batches, labelled)
+    sampler = TaskBatchSampler(labelled, config.batch_size, steps, seed, balanced)
+    train_loader = DataLoader(train_subset, batch_sampler=sampler, num_workers=0)
     validation_loader = DataLoader(validation_set, batch_size=config.batch_size, num_workers=0)
 
+    unaugmented = copy.copy(train_set)  # shares the tensors, drops the augmentation
+    unaugmented.transform = None
+    start_losses = initial_losses(
+        network,
+        Subset(unaugmented, keep),
+        labelled,
+        tasks,
+        config.initial_loss_batches,
+        config.batch_size,
+        device,
+    )
+    weighting.start(start_losses)
+
     history, balancer_log, step_seconds = [], [], []
-    best = (float("inf"), 0)
+    best = {task: (float("inf"), 0) for task in tasks}  # (validation loss, epoch) per task
+    stale = 0  # consecutive epochs in which no task's validation loss reached a new minimum
     step = 0
     with Live(dir=str(out_dir / "dvclive"), dvcyaml=None, save_dvc_exp=False, report=None) as live:
         for epoch in range(1, config.epochs + 1):
@@ -179,23 +254,39 @@ def train_network(
                 live.log_metric(f"val/loss/{task}", validation.get(task, np.nan))
                 live.log_metric(f"weight/{task}", weighting.weights()[task])
             live.next_step()
-            criterion = sum(validation.values())
-            if not np.isfinite(criterion):  # no validation label or a diverged run
-                criterion = float("inf")
-            if criterion < best[0] or best[1] == 0:
-                best = (criterion, epoch)
-                torch.save(_checkpoint(network, spec, epoch), out_dir / "best.pt")
-        torch.save(_checkpoint(network, spec, config.epochs), out_dir / "last.pt")
+            improved = False
+            for task in tasks:
+                loss = validation.get(task, np.nan)
+                better = bool(np.isfinite(loss)) and loss < best[task][0]
+                # Epoch 1 always writes the checkpoint, so every head has one even when its
+                # validation loss is missing (no validation label) or not finite (diverged).
+                if better or best[task][1] == 0:
+                    best[task] = (loss if better else float("inf"), epoch)
+                    torch.save(_checkpoint(network, spec, epoch), out_dir / f"best_{task}.pt")
+                improved = improved or better
+            stale = 0 if improved else stale + 1
+            if config.patience and stale >= config.patience:
+                break
+        torch.save(_checkpoint(network, spec, epoch), out_dir / "last.pt")
 
     pd.DataFrame(history).to_csv(out_dir / "history.csv", index=False)
     pd.DataFrame(balancer_log).to_csv(out_dir / "balancer_log.csv", index=False)
+    best_epochs = {task: best[task][1] for task in tasks}
     summary = {
         "tasks": list(tasks),
         "balancer": balancer,
-        "best_epoch": best[1],
+        "best_epochs": best_epochs,
+        "best_epoch": max(best_epochs.values()),  # the latest per-task best (compatibility)
+        "epochs_trained": epoch,
+        "stopped_early": epoch < config.epochs,
+        "optimizer_steps": step,
+        "steps_per_epoch": steps,
+        "task_balanced_batches": balanced,
+        "initial_losses": start_losses,
         "train_samples": len(train_subset),
         "parameters": count_parameters(network),
-        "mean_step_seconds": float(np.mean(step_seconds[len(train_loader) :] or step_seconds)),
+        # The first epoch is left out (warm-up), unless it is the only one.
+        "mean_step_seconds": float(np.mean(step_seconds[steps:] or step_seconds)),
         "device": str(device),
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -255,6 +346,10 @@ def train_run(
         log.to_csv(tmp / "balancer_log.csv", index=False)
         summary = {
             **keys,
+            # Every network takes steps_per_epoch steps per epoch; they differ only when
+            # early stopping ends one sooner (then this is the most any network took).
+            "optimizer_steps": max(s["optimizer_steps"] for s in summaries),
+            "steps_per_epoch": summaries[0]["steps_per_epoch"],
             "networks": summaries,
             "parameters": int(sum(s["parameters"] for s in summaries)),
             "mean_step_seconds": float(sum(s["mean_step_seconds"] for s in summaries)),

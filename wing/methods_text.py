@@ -1,0 +1,159 @@
+"""The methods text: ``paper/methods.md`` is a Jinja2 template rendered from the run's inputs.
+
+No number in the methods text is typed by hand (issue 7): hyper-parameters come from the
+resolved :class:`wing.config.Config` the run used, the GradNorm step cost from the recorded
+benchmark (``bench/results/gradnorm_step.json``, written by ``bench/gradnorm_step.py``), and
+dataset facts from the measured DFUTissue-FUSeg link table (``data.raw.links``). When a
+recorded output is absent the template says so instead of printing a number. Undefined
+template variables raise (``jinja2.StrictUndefined``), so a renamed config key cannot leave a
+blank in the text.
+
+Template variables (see :func:`render_methods`): the config sections ``profile``, ``data``,
+``train``, ``evaluate``, ``compare``, ``report``; ``bench`` (dict or None, see
+:func:`bench_summary`); ``links`` (dict or None, see :func:`link_summary`); ``ignore_index``;
+``confidence`` (1 - ``compare.significance``); ``gradnorm_paper_alpha``. Filters: ``num``
+(shortest decimal), ``percent`` (a fraction as a percentage), ``ratio`` (two decimals),
+``dice`` (three decimals).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pandas as pd
+
+from wing.config import Config
+from wing.data.format import IGNORE_INDEX
+
+METHODS_TEMPLATE = Path("paper/methods.md")
+BENCH_RESULT = Path("bench/results/gradnorm_step.json")
+LINKS_FILE = "dfutissue_in_fuseg.csv"
+
+# Published constant, not a choice of this run: the asymmetry Chen et al. (ICML 2018) used on
+# NYUv2. The text calls alpha "the GradNorm paper's value" only when the run used it.
+GRADNORM_PAPER_ALPHA = 1.5
+
+
+def _num(value: float) -> str:
+    return f"{value:g}"
+
+
+def _percent(fraction: float) -> str:
+    return f"{100 * fraction:g}"
+
+
+def _ratio(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def _dice(value: float) -> str:
+    return f"{value:.3f}"
+
+
+def bench_summary(source: Path | Mapping | None) -> dict | None:
+    """The GradNorm step benchmark as the template reads it, or None when not recorded.
+
+    ``source`` is the JSON written by ``bench/gradnorm_step.py`` (a path, or its parsed
+    content). Ratios are the paired medians (each round times every variant back to back).
+    """
+    if source is None:
+        return None
+    if not isinstance(source, Mapping):
+        path = Path(source)
+        if not path.is_file():
+            return None
+        record = json.loads(path.read_text(encoding="utf-8"))
+        where = str(path)
+    else:
+        record, where = source, str(BENCH_RESULT)
+    ratios = record["paired_ratio_to_equal_weighting"]
+    return {
+        "gradnorm": float(ratios["gradnorm"]),
+        "create_graph": float(ratios["gradnorm_create_graph"]),
+        "device": record["device"],
+        "image_size": int(record["image_size"]),
+        "batch_size": int(record["batch_size"]),
+        "threads": int(record["threads"]),
+        "rounds": int(record["rounds"]),
+        "path": where,
+    }
+
+
+def link_summary(links: str | Path | None) -> dict | None:
+    """Counts and wound-definition agreement of the measured DFUTissue-FUSeg link table.
+
+    ``links`` is the folder holding ``dfutissue_in_fuseg.csv`` (``data.raw.links``); None
+    when it is not there. Agreement is the Dice of FUSeg's wound label cut to each crop
+    against DFUTissue fibrin ∪ granulation, measured on the 512-px FUSeg labels.
+    """
+    if not links:
+        return None
+    path = Path(links) / LINKS_FILE
+    if not path.is_file():
+        return None
+    table = pd.read_csv(path, dtype={"dfutissue_id": str, "fuseg_id": str})
+    test = table[table["dfutissue_split"] == "Test"]
+    return {
+        "n_crops": len(table),
+        "n_trainval": int((table["dfutissue_split"] == "TrainVal").sum()),
+        "n_test": len(test),
+        "n_test_from_fuseg_train": int((test["fuseg_split"] == "train").sum()),
+        "median_dice": float(table["dice_fibrin_granulation"].median()),
+        "median_dice_test": float(test["dice_fibrin_granulation"].median()),
+        "path": str(path),
+    }
+
+
+def template_context(
+    config: Config, bench: Path | Mapping | None = BENCH_RESULT, extra: Mapping | None = None
+) -> dict[str, Any]:
+    """Every variable the methods template may use (``extra`` is laid over them last)."""
+    context: dict[str, Any] = {
+        "profile": config.profile,
+        "data": config.data,
+        "train": config.train,
+        "evaluate": config.evaluate,
+        "compare": config.compare,
+        "report": config.report,
+        "bench": bench_summary(bench),
+        "links": link_summary(config.data.raw.links),
+        "ignore_index": IGNORE_INDEX,
+        "confidence": 1 - config.compare.significance,
+        "gradnorm_paper_alpha": GRADNORM_PAPER_ALPHA,
+    }
+    context.update(extra or {})
+    return context
+
+
+def environment() -> jinja2.Environment:
+    """Jinja2 for Markdown: no HTML escaping, undefined variables raise."""
+    env = jinja2.Environment(
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=False,
+    )
+    env.filters.update(num=_num, percent=_percent, ratio=_ratio, dice=_dice)
+    env.globals["isclose"] = math.isclose
+    return env
+
+
+def render_methods(
+    config: Config,
+    bench: Path | Mapping | None = BENCH_RESULT,
+    extra: Mapping | None = None,
+    template: Path = METHODS_TEMPLATE,
+) -> str:
+    """The methods text (Markdown) of a run with ``config``.
+
+    ``bench``: the GradNorm step benchmark JSON (path or parsed), or None: the text then says
+    the benchmark was not recorded. ``extra``: variables laid over the computed ones (e.g.
+    ``links=None``). ``template``: the Jinja2 Markdown source, ``paper/methods.md``.
+    """
+    source = Path(template).read_text(encoding="utf-8")
+    return environment().from_string(source).render(template_context(config, bench, extra))
