@@ -196,9 +196,18 @@ def test_critical_difference_diagram_builds_and_saves():
     assert isinstance(fig, Figure)
     texts = " ".join(t.get_text() for t in fig.axes[0].texts)
     assert all(name in texts for name in names)
-    assert fig._suptitle.get_text() == "wound Dice"
+    assert fig.axes[0].get_title() == "wound Dice"
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", bbox_inches="tight")
     assert buffer.getvalue().startswith(b"\x89PNG")
     with pytest.raises(ValueError):
         plot_critical_difference(ranks.drop("pcgrad"), pvalues)
+
+
+def test_ranking_figure_says_why_when_friedman_was_not_assessed():
+    from wing.figures.ranking import plot_ranking
+
+    friedman = pd.DataFrame({"status": ["not assessed: needs at least 3 methods, got 2"]})
+    fig = plot_ranking(pd.DataFrame(), pd.DataFrame(), friedman, title="wound")
+    texts = " ".join(t.get_text() for t in fig.axes[0].texts)
+    assert "not assessed: needs at least 3 methods" in texts

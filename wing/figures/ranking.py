@@ -47,7 +47,7 @@ def plot_critical_difference(
         color_palette=palette,
     )
     if title:
-        fig.suptitle(title)
+        ax.set_title(title, pad=26)  # clear of the rank axis drawn on top
     return fig
 
 

@@ -77,10 +77,11 @@ def convergence_table(
     is used, so runs may differ in length. Columns: the run keys present in ``history``, then
     ``<task>_epoch`` and ``<task>_min_loss`` per task and, for two tasks, ``epoch_gap =
     |epoch_1 - epoch_2|``, ``epochs`` (the run's last logged epoch), ``stopped_early`` (from
-    ``runs``; False when absent) and ``at_last_epoch``: True when some task converges at the
-    run's last epoch and the run did not stop early, i.e. its validation loss was still falling
-    when training ended and the run says nothing about where it converges. A task missing from
-    a run gives ``<NA>`` epochs.
+    ``runs``; False when absent) and ``at_last_epoch``: True when some task's validation loss
+    is lowest (strictly, whatever the tolerance) at the last epoch its network trained, i.e. it
+    was still falling when training ended and the run says nothing about where it converges.
+    A network that stopped early has its minimum ``patience`` epochs before its end, so it is
+    never flagged. A task missing from a run gives ``<NA>`` epochs.
     """
     missing = [c for c in ("epoch", "task", "val_loss") if c not in history.columns]
     if missing:
@@ -90,6 +91,7 @@ def convergence_table(
     for run, group in history.groupby(keys, sort=False) if keys else [((), history)]:
         row = dict(zip(keys, run if isinstance(run, tuple) else (run,), strict=True))
         row["epochs"] = int(group["epoch"].max())
+        still_falling = False
         for task in tasks:
             curve = group[group["task"] == task].sort_values("epoch", kind="stable")
             losses = curve["val_loss"].to_numpy(dtype=float)
@@ -99,8 +101,16 @@ def convergence_table(
             position = convergence_epoch(losses, tolerance)
             row[f"{task}_epoch"] = int(curve["epoch"].iloc[position - 1])
             row[f"{task}_min_loss"] = float(np.nanmin(losses))
+            # the raw minimum at the network's own last epoch: the loss was still falling
+            still_falling |= convergence_epoch(losses, 0.0) == losses.size
+        row["at_last_epoch"] = still_falling
         rows.append(row)
-    columns = [*keys, *(f"{t}_{s}" for t in tasks for s in ("epoch", "min_loss")), "epochs"]
+    columns = [
+        *keys,
+        *(f"{t}_{s}" for t in tasks for s in ("epoch", "min_loss")),
+        "epochs",
+        "at_last_epoch",
+    ]
     out = pd.DataFrame(rows, columns=columns)
     for task in tasks:
         out[f"{task}_epoch"] = out[f"{task}_epoch"].astype("Int64")
@@ -112,8 +122,7 @@ def convergence_table(
     else:
         out = out.merge(flags, on=keys, how="left")
         out["stopped_early"] = out["stopped_early"].fillna(False).astype(bool)
-    at_last = pd.concat([out[f"{t}_epoch"] == out["epochs"] for t in tasks], axis=1)
-    out["at_last_epoch"] = at_last.fillna(False).any(axis=1).astype(bool) & ~out["stopped_early"]
+    out["at_last_epoch"] = out.pop("at_last_epoch").astype(bool)
     return out
 
 
