@@ -1,0 +1,62 @@
+"""The report's own formatting: the percent table, the unit of analysis, label agreement."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from wing.report import analysis_unit, label_agreement, ours_in_percent
+
+
+def _frame(rows):
+    return pd.DataFrame(rows, columns=["backbone", "method", "seed", "target", "metric", "value"])
+
+
+def test_percent_table_means_over_seeds_per_convention_and_drops_other_metrics():
+    pooled = _frame(
+        [
+            ("unet", "gradnorm", 0, "wound", "dice", 0.80),
+            ("unet", "gradnorm", 1, "wound", "dice", 0.90),
+            ("unet", "gradnorm", 0, "wound", "hd95", 7.0),  # not a percent: left out
+        ]
+    )
+    per_image = _frame(
+        [
+            ("unet", "gradnorm", 0, "wound", "dice", 0.60),
+            ("unet", "gradnorm", 1, "wound", "dice", 0.70),
+            ("unet", "gradnorm", 0, "wound", "iou", 0.50),
+        ]
+    )
+    table = ours_in_percent(pooled, per_image).set_index("convention")
+    assert table.loc["pooled", ("dice", "wound")] == pytest.approx(85.0)
+    assert table.loc["per image", ("dice", "wound")] == pytest.approx(65.0)
+    assert table.loc["per image", ("iou", "wound")] == pytest.approx(50.0)
+    assert "hd95" not in {column[0] for column in table.columns}
+
+
+def test_unit_is_the_photograph_group_for_fuseg_crops_and_the_patient_otherwise():
+    assert analysis_unit(pd.DataFrame({"patient_id": ["a"], "fuseg_id": ["0001"]})) == (
+        "source-photograph group"
+    )
+    assert analysis_unit(pd.DataFrame({"patient_id": ["a"]})) == "patient"
+
+
+def test_label_agreement_puts_this_dataset_beside_the_link_table(tmp_path):
+    links = tmp_path / "links"
+    links.mkdir()
+    pd.DataFrame(
+        {
+            "dfutissue_split": ["TrainVal", "TrainVal", "Test"],
+            "dfutissue_id": ["0001", "0002", "0003"],
+            "fuseg_split": ["train", "train", "train"],
+            "dice_fibrin_granulation": [0.5, 0.7, 0.9],
+        }
+    ).to_csv(links / "dfutissue_in_fuseg.csv", index=False)
+    metadata = pd.DataFrame({"wound_agreement_dice": [0.8, 0.9, 1.0, float("nan")]})
+    table = label_agreement(metadata, links).set_index("label pair")
+    assert len(table) == 3
+    ours = table.iloc[0]
+    assert ours["images"] == 3 and ours["median Dice"] == pytest.approx(0.9)
+    assert table.iloc[1]["median Dice"] == pytest.approx(0.7)  # all crops
+    assert table.iloc[2]["median Dice"] == pytest.approx(0.9)  # Test crops
+    assert label_agreement(pd.DataFrame({"x": [1]}), None).empty
