@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from wing.balancing import BALANCERS, EqualWeighting, GradNorm
+from wing.balancing import BALANCERS, EqualWeighting, GradNorm, Step
 from wing.models import build_network
 from wing.training.losses import segmentation_loss
 
@@ -29,7 +29,8 @@ class Toy(nn.Module):
 
     def groups(self):
         shared = [*self.first.parameters(), *self.last.parameters()]
-        return shared, list(self.heads.parameters()), list(self.last.parameters())
+        heads = {t: list(head.parameters()) for t, head in self.heads.items()}
+        return shared, heads, list(self.last.parameters())
 
 
 def losses_of(model, x, targets):
@@ -54,7 +55,8 @@ def test_network_gradients_equal_those_of_the_weighted_sum(with_representation: 
     shared, heads, last = model.groups()
 
     z, losses = losses_of(model, x, y)
-    used = balancer.backward(losses, shared, heads, last, z if with_representation else None)
+    representation = z if with_representation else None
+    used = balancer.backward(losses, Step(shared, heads, last, representation))
     got = [p.grad.clone() for p in model.parameters()]
 
     model.zero_grad()
@@ -88,7 +90,7 @@ def test_weight_gradient_equals_the_textbook_gradnorm_loss():
     balancer = GradNorm(TASKS, alpha=1.5, learning_rate=0.1)
     shared, heads, last = model.groups()
     z, losses = losses_of(model, x, y)
-    balancer.backward(losses, shared, heads, last, z)  # step 0 fixes L_i(0)
+    balancer.backward(losses, Step(shared, heads, last, z))  # step 0 fixes L_i(0)
     initial = dict(balancer.initial_losses)
     weights = balancer.task_weights.detach().clone()
     expected = naive_gradnorm_weight_gradient(model, x, y, weights, initial, 1.5)
@@ -103,7 +105,7 @@ def test_weight_gradient_equals_the_textbook_gradnorm_loss():
     balancer.optimizer.step = spy
     model.zero_grad()
     z, losses = losses_of(model, x, y)
-    balancer.backward(losses, shared, heads, last, z)
+    balancer.backward(losses, Step(shared, heads, last, z))
     torch.testing.assert_close(captured["grad"], expected, rtol=1e-4, atol=1e-6)
 
 
@@ -116,7 +118,7 @@ def train_toy(balancer, steps=150, scales=(1.0, 10.0), seed=0):
     for _ in range(steps):
         optimizer.zero_grad()
         z, losses = losses_of(model, x, y)
-        balancer.backward(losses, shared, heads, last, z)
+        balancer.backward(losses, Step(shared, heads, last, z))
         optimizer.step()
         history.append((dict(balancer.weights()), dict(getattr(balancer, "last_grad_norms", {}))))
     return history
@@ -144,7 +146,7 @@ def test_equal_weighting_is_the_plain_sum():
     model, (x, y) = Toy(), data()
     shared, heads, last = model.groups()
     z, losses = losses_of(model, x, y)
-    weights = EqualWeighting(TASKS).backward(losses, shared, heads, last, z)
+    weights = EqualWeighting(TASKS).backward(losses, Step(shared, heads, last, z))
     got = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
     _, losses = losses_of(model, x, y)
@@ -162,7 +164,7 @@ def test_absent_task_contributes_nothing_and_keeps_weights_finite():
     shared, heads, last = model.groups()
     z, losses = losses_of(model, x, y)
     before = balancer.task_weights.detach().clone()
-    balancer.backward({"wound": losses["wound"]}, shared, heads, last, z)
+    balancer.backward({"wound": losses["wound"]}, Step(shared, heads, last, z))
     assert torch.equal(balancer.task_weights.detach(), before)  # one task: nothing to balance
     assert all(torch.isfinite(p.grad).all() for p in shared)
     assert model.heads["tissue"].weight.grad is None
@@ -218,7 +220,7 @@ def test_attention_unet_gradients_equal_those_of_the_weighted_sum(layer: str):
 
     z, losses = unet_losses(network, image, targets)
     balancer.backward(
-        losses, network.shared_parameters(), network.task_specific_parameters(), last, z
+        losses, Step(network.shared_parameters(), network.task_parameters(), last, z)
     )
     got = {name: p.grad.clone() for name, p in network.named_parameters()}
 
@@ -263,7 +265,7 @@ def test_attention_unet_weight_gradient_equals_the_textbook_gradnorm_loss(layer:
     network.zero_grad(set_to_none=True)
     z, losses = unet_losses(network, image, targets)
     balancer.backward(
-        losses, network.shared_parameters(), network.task_specific_parameters(), last, z
+        losses, Step(network.shared_parameters(), network.task_parameters(), last, z)
     )
     torch.testing.assert_close(captured["grad"], expected, rtol=1e-4, atol=1e-6)
     assert balancer.initial_losses == initial  # start()'s L_i(0), not this batch's losses
@@ -280,10 +282,10 @@ def test_start_sets_initial_losses_before_any_batch():
     fallback = GradNorm(TASKS)
     for balancer in (started, fallback):
         z, losses = losses_of(model, x, y)
-        balancer.backward({"wound": losses["wound"]}, shared, heads, last, z)  # wound only
+        balancer.backward({"wound": losses["wound"]}, Step(shared, heads, last, z))  # wound only
         model.zero_grad()
     z, losses = losses_of(model, x, y)
-    fallback.backward(losses, shared, heads, last, z)
+    fallback.backward(losses, Step(shared, heads, last, z))
     assert started.initial_losses == {"wound": 2.0, "tissue": 30.0}
     assert fallback.initial_losses["tissue"] == pytest.approx(float(losses["tissue"].detach()))
     assert fallback.initial_losses["wound"] != pytest.approx(2.0)

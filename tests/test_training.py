@@ -25,7 +25,7 @@ from wing.training import loop
 from wing.training.determinism import seed_everything
 from wing.training.loop import train_run
 from wing.training.losses import segmentation_loss
-from wing.training.methods import method
+from wing.training.methods import DEFAULT_RECIPES
 from wing.training.sampler import TaskBatchSampler
 
 TINY = TrainConfig(epochs=2, batch_size=4, channels=(4, 8, 16), strides=(2, 2), num_threads=1)
@@ -110,11 +110,10 @@ def test_failed_run_leaves_no_folder(cohort, tmp_path: Path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_methods():
-    assert method("stl").task_groups == (("wound",), ("tissue",))
-    assert method("gradnorm").task_groups == (("wound", "tissue"),)
-    with pytest.raises(KeyError, match="unknown method"):
-        method("mystery")
+def test_default_recipes():
+    assert DEFAULT_RECIPES["stl"].task_groups == (("wound",), ("tissue",))
+    assert DEFAULT_RECIPES["gradnorm"].task_groups == (("wound", "tissue"),)
+    assert DEFAULT_RECIPES["gradnorm"].balancer == "gradnorm"
 
 
 def test_trunk_is_monai_attention_unet_and_last_shared_layer_is_its_last_conv():
@@ -306,3 +305,35 @@ def test_gradnorm_initial_losses_are_set_before_the_first_step(tmp_path: Path, m
             target = (dataset.wounds if task == "wound" else dataset.tissues)[samples]
             want = float(segmentation_loss(logits[task], target))
             assert initial[task] == pytest.approx(want, rel=1e-5)
+
+
+def test_every_recipe_of_params_yaml_trains_and_resumes_its_balancer(cohort, tmp_path: Path):
+    """Every recipe in params.yaml trains on the tiny cohort (partial labels included) through
+    the one loop; its checkpoint holds the balancer's state, which a fresh balancer loads."""
+    from wing.config import load_config
+
+    recipes = load_config(Path(__file__).parents[1] / "params.yaml").recipes
+    one_epoch = dataclasses.replace(TINY, epochs=1)
+    for name, recipe in recipes.items():
+        root, split = cohort
+        summary = train_run(
+            method=name,
+            backbone="attention_unet",
+            seed=0,
+            dataset_root=root,
+            split=split,
+            image_size=32,
+            config=one_epoch,
+            out_dir=tmp_path / name,
+            recipe=recipe,
+        )
+        log = pd.read_csv(tmp_path / name / "balancer_log.csv")
+        assert log["weight"].notna().all(), name
+        for tasks in recipe.task_groups:
+            checkpoint = torch.load(
+                tmp_path / name / "+".join(tasks) / "last.pt", weights_only=False
+            )
+            assert checkpoint["recipe"] == name and checkpoint["balancer"] == recipe.balancer
+            fresh = recipe.build_balancer(tasks)
+            fresh.load_state_dict(checkpoint["balancer_state"])
+        assert summary["recipe"]["name"] == name

@@ -20,6 +20,7 @@ import yaml
 
 # The synthetic cohort's own configuration is the data.synthetic section, knob for knob.
 from wing.data.synthetic import CohortConfig as SyntheticConfig
+from wing.training.methods import DEFAULT_RECIPES, Recipe, parse_recipe
 
 MATRIX_AXES = ("methods", "backbones", "seeds")
 
@@ -63,14 +64,6 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
-class GradNormConfig:
-    """GradNorm (Chen et al. 2018): asymmetry alpha and the task weights' own learning rate."""
-
-    alpha: float = 1.5
-    learning_rate: float = 0.025
-
-
-@dataclass(frozen=True)
 class TrainConfig:
     methods: tuple[str, ...] = ("stl", "ew", "gradnorm")
     backbones: tuple[str, ...] = ("attention_unet",)
@@ -98,7 +91,6 @@ class TrainConfig:
     # L_i(0) of loss-rate balancers (GradNorm): mean task loss over this many fixed labelled
     # batches, measured before the first step.
     initial_loss_batches: int = 4
-    gradnorm: GradNormConfig = field(default_factory=GradNormConfig)
 
 
 @dataclass(frozen=True)
@@ -133,6 +125,7 @@ class Config:
     evaluate: EvaluateConfig
     compare: CompareConfig
     report: ReportConfig
+    recipes: dict[str, Recipe] = field(default_factory=lambda: dict(DEFAULT_RECIPES))
 
 
 SECTIONS = {
@@ -213,8 +206,53 @@ def resolve(params: dict, source: Path = Path("params.yaml")) -> dict:
                 f"{source}: profiles.{profile}.train.{axis} is a dvc.yaml matrix "
                 f"axis; set train.{axis} at the top level instead"
             )
+    overlay = {key: value for key, value in overlay.items() if key != "matrix"}
     sections = {name: params.get(name) or {} for name in SECTIONS}
-    return {"profile": profile, **deep_merge(sections, overlay)}
+    return {
+        "profile": profile,
+        "matrix": profiles[profile].get("matrix") if profiles[profile] else None,
+        "recipes": params.get("recipes"),
+        **deep_merge(sections, overlay),
+    }
+
+
+def _recipes(raw: Any, path: Path) -> dict[str, Recipe]:
+    """The ``recipes`` section (default: stl, ew, gradnorm), each checked once."""
+    if raw is None:
+        return dict(DEFAULT_RECIPES)
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError(f"{path}: 'recipes' must be a non-empty mapping of method names")
+    try:
+        return {str(name): parse_recipe(str(name), value) for name, value in raw.items()}
+    except ValueError as error:
+        raise ConfigError(f"{path}: {error}") from error
+
+
+def _check_matrix(config: Config, declared: Any, path: Path) -> None:
+    """A profile may declare the train matrix it needs (``profiles.NAME.matrix``); dvc.yaml
+    reads the axes from the top-level ``train`` section, so they must agree, and the error
+    gives the command that makes them agree."""
+    if not declared:
+        return
+    if not isinstance(declared, dict) or set(declared) - set(MATRIX_AXES):
+        raise ConfigError(
+            f"{path}: profiles.{config.profile}.matrix may only set {list(MATRIX_AXES)}"
+        )
+    wrong = {
+        axis: list(values)
+        for axis, values in declared.items()
+        if tuple(values) != tuple(getattr(config.train, axis))
+    }
+    if wrong:
+        sets = " ".join(
+            f"-S 'train.{axis}=[{','.join(map(str, values))}]'" for axis, values in wrong.items()
+        )
+        raise ConfigError(
+            f"{path}: profile {config.profile!r} trains the matrix "
+            f"{ {a: v for a, v in wrong.items()} } but train.{'/'.join(wrong)} differ; "
+            f"dvc.yaml reads the matrix from the top level: "
+            f"dvc exp run -S profile={config.profile} {sets}"
+        )
 
 
 def load_config(path: str | Path = "params.yaml", overrides: dict | None = None) -> Config:
@@ -232,8 +270,9 @@ def load_config(path: str | Path = "params.yaml", overrides: dict | None = None)
     if overrides:
         tree = deep_merge(tree, overrides)
     built = {name: _build(cls, tree.get(name), name, path) for name, cls in SECTIONS.items()}
-    config = Config(profile=tree["profile"], **built)
+    config = Config(profile=tree["profile"], recipes=_recipes(tree.get("recipes"), path), **built)
     _check(config, path)
+    _check_matrix(config, tree.get("matrix"), path)
     return config
 
 
@@ -260,6 +299,14 @@ def _check(config: Config, path: Path) -> None:
     for key in ("steps_per_epoch", "patience", "initial_loss_batches"):
         if getattr(config.train, key) < 0:
             raise ConfigError(f"{path}: train.{key} must be 0 or more")
+    unknown = [m for m in config.train.methods if m not in config.recipes]
+    if unknown:
+        raise ConfigError(
+            f"{path}: train.methods names {unknown}, which are not recipes; "
+            f"defined under 'recipes': {sorted(config.recipes)}"
+        )
+    if config.compare.reference not in config.recipes:
+        raise ConfigError(f"{path}: compare.reference {config.compare.reference!r} is no recipe")
     choices = {
         "train.task_balanced_batches": (config.train.task_balanced_batches, ("auto", "on", "off")),
         "evaluate.checkpoint": (config.evaluate.checkpoint, ("best", "last")),

@@ -1,61 +1,120 @@
-"""The balancer interface: how task losses (or their gradients) become one update.
+"""The balancer contract: how task losses (or their gradients) become one update.
 
-Modelled on the ``WeightMethod`` interface of the Nash-MTL authors' code (Navon et al.,
-ICML 2022): a balancer sees the task losses, the shared parameters, the last shared layer's
-parameters and the shared representation, so loss-weighting methods (equal weighting,
-GradNorm, uncertainty weighting) and gradient-aggregation methods (PCGrad, MGDA, ... via
-torchjd) fit the same trainer. ``backward`` fills ``.grad`` of every parameter; the trainer
-then takes an ordinary optimiser step. A task whose loss is ``None`` (no label in this
-batch) is absent from ``losses`` and contributes nothing. Before the first step the trainer
-calls ``start`` with each task's initial loss, measured on fixed labelled batches, for the
-methods that need a reference loss (GradNorm's L_i(0)); the others ignore it.
+After torchjd (an aggregator is a function of the task Jacobian, kept apart from the
+trainer) and SAM's closure (davda54/sam): the trainer never names a method. Per step it
+hands the balancer the task losses of the batch and a ``Step`` (the parameter groups, the
+shared representation, and a ``closure`` that re-evaluates the losses on the same batch at
+the current parameters); ``backward`` fills ``.grad`` of the network's parameters and
+returns the task weights it used; the trainer then takes an ordinary optimiser step.
+Three families share the contract:
+
+- ``LossWeighting``: one backward of sum_i w_i L_i (+ a regulariser), w from the losses and
+  the balancer's own state (equal, fixed, uncertainty, DWA; GradNorm overrides ``backward``
+  with its exact-gradient form);
+- ``GradientAggregation`` (wing.balancing.aggregation): torchjd's ``mtl_backward`` fills the
+  task Jacobian of the shared parameters and an aggregator combines its rows;
+- methods with a second pass (MT-CooL) call ``step.closure`` after perturbing parameters.
+
+Hooks: ``start(initial_losses)`` before the first step (GradNorm's L_i(0)) and
+``end_epoch(mean_losses)`` after every epoch (DWA). A balancer is a ``torch.nn.Module``:
+learnable task weights are parameters, running statistics are buffers, and a private
+optimiser's state travels in ``get_extra_state``, so ``state_dict`` holds everything needed
+to resume and the trainer stores it in every checkpoint. A balancer with learnable state
+steps it itself (its own optimiser and learning rate, an option), so the network's
+optimiser never sees it.
+
+Partial labels: a task with no label in the batch is absent from ``losses``; it contributes
+nothing to the update (never a zero-multiplied loss, which makes MGDA and CAGrad return a
+zero update) and its weight is left as it was.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
+from torch import nn
+
+Losses = dict[str, torch.Tensor]
 
 
-class Balancer(ABC):
-    """Base class: subclasses implement ``get_weighted_loss`` and may override ``backward``."""
+@dataclass
+class Step:
+    """What the trainer hands a balancer at each optimiser step."""
+
+    shared_parameters: list[nn.Parameter]
+    task_parameters: dict[str, list[nn.Parameter]]  # one group per task (its head)
+    last_shared_parameters: list[nn.Parameter]  # GradNorm's W
+    representation: torch.Tensor | None = None  # the shared features z the heads read
+    closure: Callable[[], Losses] | None = None  # the batch's task losses, re-evaluated
+
+
+class Balancer(nn.Module, ABC):
+    """One abstract method, ``backward``; ``weights`` for the log; two optional hooks."""
+
+    family: str = ""
 
     def __init__(self, tasks: Sequence[str]):
+        super().__init__()
         self.tasks = tuple(tasks)
+        self.last_grad_norms: dict[str, float] = {}
 
     @abstractmethod
-    def get_weighted_loss(
-        self,
-        losses: dict[str, torch.Tensor],
-        shared_parameters: Sequence[torch.nn.Parameter],
-        last_shared_parameters: Sequence[torch.nn.Parameter],
-        representation: torch.Tensor | None,
-    ) -> torch.Tensor:
-        """The scalar whose gradient updates the network."""
+    def backward(self, losses: Losses, step: Step) -> dict[str, float]:
+        """Fill ``.grad`` of the network's parameters; return the task weights used."""
 
-    def start(self, initial_losses: Mapping[str, float]) -> None:  # noqa: B027 (optional hook)
-        """Before the first step: each task's mean loss on fixed labelled batches.
+    def start(self, initial_losses: Mapping[str, float]) -> None:  # noqa: B027 (optional)
+        """Before the first step: each task's mean loss on fixed labelled batches."""
 
-        The trainer calls it once, for every method; the default ignores it.
-        """
-
-    def backward(
-        self,
-        losses: dict[str, torch.Tensor],
-        shared_parameters: Sequence[torch.nn.Parameter],
-        task_specific_parameters: Sequence[torch.nn.Parameter],
-        last_shared_parameters: Sequence[torch.nn.Parameter],
-        representation: torch.Tensor | None = None,
-    ) -> dict[str, float]:
-        """Back-propagate the combined loss into ``.grad``; return the weights used."""
-        loss = self.get_weighted_loss(
-            losses, shared_parameters, last_shared_parameters, representation
-        )
-        loss.backward()
-        return self.weights()
+    def end_epoch(self, mean_losses: Mapping[str, float]) -> None:  # noqa: B027 (optional)
+        """After each epoch: each task's mean training loss of that epoch (NaN if unseen)."""
 
     def weights(self) -> dict[str, float]:
         """The current task weights (for logging)."""
         return {task: 1.0 for task in self.tasks}
+
+    def present(self, losses: Losses) -> list[str]:
+        """The tasks of this balancer with a loss in this batch, in task order."""
+        unknown = set(losses) - set(self.tasks)
+        if unknown:
+            raise KeyError(f"losses for tasks {sorted(unknown)} this balancer does not know")
+        return [task for task in self.tasks if task in losses]
+
+
+class LossWeighting(Balancer):
+    """sum_i w_i L_i over the tasks present, plus ``regulariser``; one backward."""
+
+    family = "loss weighting"
+
+    @abstractmethod
+    def loss_weights(self, losses: Losses) -> dict[str, torch.Tensor | float]:
+        """w_i for the tasks present (a tensor may carry the graph of learnable weights)."""
+
+    def regulariser(self, losses: Losses) -> torch.Tensor | float:
+        return 0.0
+
+    def backward(self, losses: Losses, step: Step) -> dict[str, float]:
+        present = self.present(losses)
+        weights = self.loss_weights({task: losses[task] for task in present})
+        total = sum(weights[task] * losses[task] for task in present)
+        (total + self.regulariser({task: losses[task] for task in present})).backward()
+        self.after_backward()
+        used = {task: float(torch.as_tensor(weights[task]).detach()) for task in present}
+        return {task: used.get(task, self.weights()[task]) for task in self.tasks}
+
+    def after_backward(self) -> None:  # noqa: B027 (optional)
+        """Step the balancer's own parameters (uncertainty weighting)."""
+
+
+class OwnOptimiser:
+    """Mixin: an Adam over the balancer's own parameters, saved in ``state_dict``."""
+
+    optimizer: torch.optim.Optimizer
+
+    def get_extra_state(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict()}
+
+    def set_extra_state(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])

@@ -5,11 +5,9 @@ The conventional MTL baseline; trivial, hence written here rather than imported.
 
 from __future__ import annotations
 
-import torch
-
-from wing.balancing.base import Balancer
+from wing.balancing.base import LossWeighting
 
 
-class EqualWeighting(Balancer):
-    def get_weighted_loss(self, losses, shared_parameters, last_shared_parameters, representation):
-        return torch.stack(list(losses.values())).sum()
+class EqualWeighting(LossWeighting):
+    def loss_weights(self, losses):
+        return {task: 1.0 for task in losses}

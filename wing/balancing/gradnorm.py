@@ -34,10 +34,12 @@ from collections.abc import Sequence
 
 import torch
 
-from wing.balancing.base import Balancer
+from wing.balancing.base import Balancer, OwnOptimiser
 
 
-class GradNorm(Balancer):
+class GradNorm(OwnOptimiser, Balancer):
+    family = "loss weighting"
+
     def __init__(self, tasks: Sequence[str], alpha: float = 1.5, learning_rate: float = 0.025):
         super().__init__(tasks)
         if len(self.tasks) < 2:
@@ -55,30 +57,27 @@ class GradNorm(Balancer):
             raise KeyError(f"initial losses for unknown tasks {sorted(unknown)}")
         self.initial_losses = {t: max(float(v), 1e-12) for t, v in initial_losses.items()}
 
+    def get_extra_state(self) -> dict:
+        return {**super().get_extra_state(), "initial_losses": dict(self.initial_losses)}
+
+    def set_extra_state(self, state: dict) -> None:
+        super().set_extra_state(state)
+        self.initial_losses = dict(state["initial_losses"])
+
     def weights(self) -> dict[str, float]:
         return dict(zip(self.tasks, self.task_weights.detach().tolist(), strict=True))
 
-    def get_weighted_loss(self, losses, shared_parameters, last_shared_parameters, representation):
-        weights = self.task_weights.detach()
-        return sum(weights[self.tasks.index(t)] * loss for t, loss in losses.items())
-
-    def backward(
-        self,
-        losses,
-        shared_parameters,
-        task_specific_parameters,
-        last_shared_parameters,
-        representation=None,
-    ):
-        present = [t for t in self.tasks if t in losses]
+    def backward(self, losses, step):
+        present = self.present(losses)
+        representation = step.representation
         index = torch.tensor([self.tasks.index(t) for t in present])
         used = self.task_weights.detach().clone()
         logs = dict(zip(self.tasks, used.tolist(), strict=True))
         weights = [used[i] for i in index.tolist()]
-        last = [p for p in last_shared_parameters if p.requires_grad]
+        last = [p for p in step.last_shared_parameters if p.requires_grad]
         last_ids = {id(p) for p in last}
-        heads = [p for p in task_specific_parameters if p.requires_grad]
-        trunk = [p for p in shared_parameters if p.requires_grad and id(p) not in last_ids]
+        heads = [p for t in self.tasks for p in step.task_parameters[t] if p.requires_grad]
+        trunk = [p for p in step.shared_parameters if p.requires_grad and id(p) not in last_ids]
 
         if representation is not None:
             # One pass per task through its loss and head, down to the shared representation

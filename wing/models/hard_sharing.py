@@ -47,6 +47,10 @@ class HardSharingNetwork(nn.Module):
     def task_specific_parameters(self) -> list[nn.Parameter]:
         return list(self.heads.parameters())
 
+    def task_parameters(self) -> dict[str, list[nn.Parameter]]:
+        """One parameter group per task (its head)."""
+        return {task: list(head.parameters()) for task, head in self.heads.items()}
+
     def last_shared_parameters(self, layer: str = "last") -> list[nn.Parameter]:
         """GradNorm's W: the backbone's last shared layer, or a named trunk sub-module."""
         module = self._last_shared_layer if layer == "last" else self.trunk.get_submodule(layer)

@@ -21,6 +21,7 @@ no half-written output). The schedule is the same for every method (issue 7, §3
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -34,7 +35,7 @@ import torch
 from dvclive import Live
 from torch.utils.data import DataLoader, Subset
 
-from wing.balancing import BALANCERS
+from wing.balancing import Step
 from wing.config import TrainConfig
 from wing.data.dataset import WoundDataset
 from wing.data.format import IGNORE_INDEX, read_legend
@@ -42,8 +43,7 @@ from wing.io import atomic_directory
 from wing.models import build_network, count_parameters
 from wing.training.determinism import seed_everything, select_device
 from wing.training.losses import segmentation_loss
-from wing.training.methods import TASKS
-from wing.training.methods import method as method_spec
+from wing.training.methods import DEFAULT_RECIPES, TASKS, Recipe
 from wing.training.sampler import TaskBatchSampler, task_balanced
 
 WOUND_LABELS = 2  # not wound, wound
@@ -120,8 +120,28 @@ def steps_per_epoch(config: TrainConfig, samples: int) -> int:
     return config.steps_per_epoch or math.ceil(samples / config.batch_size)
 
 
-def _checkpoint(network, spec: dict, epoch: int) -> dict:
-    return {"state_dict": network.state_dict(), "epoch": epoch, **spec}
+def _checkpoint(network, balancer, spec: dict, epoch: int) -> dict:
+    return {
+        "state_dict": network.state_dict(),
+        "balancer_state": balancer.state_dict(),
+        "epoch": epoch,
+        **spec,
+    }
+
+
+@contextlib.contextmanager
+def frozen_batchnorm_statistics(network: torch.nn.Module):
+    """A second forward pass on the same batch (a balancer's closure) leaves BatchNorm's
+    running statistics as they were: momentum 0 keeps them, as SAM implementations do."""
+    norms = [m for m in network.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for module in norms:
+        module.momentum = 0.0
+    try:
+        yield
+    finally:
+        for module, momentum in zip(norms, momenta, strict=True):
+            module.momentum = momentum
 
 
 def train_network(
@@ -130,7 +150,7 @@ def train_network(
     train_ids: list[str],
     validation_ids: list[str],
     tasks: tuple[str, ...],
-    balancer: str,
+    recipe: Recipe,
     backbone: str,
     image_size: int,
     config: TrainConfig,
@@ -155,14 +175,16 @@ def train_network(
         "backbone": backbone,
         "backbone_options": backbone_options,
         "image_size": image_size,
+        "recipe": recipe.name,
+        "balancer": recipe.balancer,
+        "balancer_options": dict(recipe.options),
     }
     optimizer = torch.optim.Adam(
         network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
-    # A balancer's options are the train section of the same name (train.gradnorm: ...).
-    options = getattr(config, balancer, None)
-    weighting = BALANCERS.get(balancer)(tasks, **(asdict(options) if options else {}))
+    weighting = recipe.build_balancer(tasks).to(device)
     last_shared = network.last_shared_parameters(config.last_shared_layer)
+    task_parameters = network.task_parameters()
 
     train_set = WoundDataset(dataset_root, train_ids, image_size, augment=config.augment)
     validation_set = WoundDataset(dataset_root, validation_ids, image_size)
@@ -210,19 +232,28 @@ def train_network(
             seen = {task: 0 for task in tasks}
             for batch in train_loader:
                 start = time.perf_counter()
-                representation, logits = network(batch["image"].to(device))
-                losses = _task_losses(logits, _targets(batch, device))
+                image, targets = batch["image"].to(device), _targets(batch, device)
+                representation, logits = network(image)
+                losses = _task_losses(logits, targets)
                 optimizer.zero_grad(set_to_none=True)
+
+                def closure(image=image, targets=targets):
+                    with frozen_batchnorm_statistics(network):
+                        return _task_losses(network(image)[1], targets)
+
                 weights = weighting.backward(
                     losses,
-                    network.shared_parameters(),
-                    network.task_specific_parameters(),
-                    last_shared,
-                    representation,
+                    Step(
+                        shared_parameters=network.shared_parameters(),
+                        task_parameters=task_parameters,
+                        last_shared_parameters=last_shared,
+                        representation=representation,
+                        closure=closure,
+                    ),
                 )
                 optimizer.step()
                 step_seconds.append(time.perf_counter() - start)
-                grad_norms = getattr(weighting, "last_grad_norms", {})
+                grad_norms = weighting.last_grad_norms
                 for task, loss in losses.items():
                     n = _labelled_count(batch, task)
                     sums[task] += float(loss.detach()) * n
@@ -239,6 +270,9 @@ def train_network(
                         }
                     )
                 step += 1
+            weighting.end_epoch(
+                {t: sums[t] / seen[t] if seen[t] else float("nan") for t in tasks}
+            )
             validation = validation_losses(network, validation_loader, device)
             for task in tasks:
                 train_loss = sums[task] / seen[task] if seen[task] else np.nan
@@ -262,19 +296,23 @@ def train_network(
                 # validation loss is missing (no validation label) or not finite (diverged).
                 if better or best[task][1] == 0:
                     best[task] = (loss if better else float("inf"), epoch)
-                    torch.save(_checkpoint(network, spec, epoch), out_dir / f"best_{task}.pt")
+                    torch.save(
+                        _checkpoint(network, weighting, spec, epoch), out_dir / f"best_{task}.pt"
+                    )
                 improved = improved or better
             stale = 0 if improved else stale + 1
             if config.patience and stale >= config.patience:
                 break
-        torch.save(_checkpoint(network, spec, epoch), out_dir / "last.pt")
+        torch.save(_checkpoint(network, weighting, spec, epoch), out_dir / "last.pt")
 
     pd.DataFrame(history).to_csv(out_dir / "history.csv", index=False)
     pd.DataFrame(balancer_log).to_csv(out_dir / "balancer_log.csv", index=False)
     best_epochs = {task: best[task][1] for task in tasks}
     summary = {
         "tasks": list(tasks),
-        "balancer": balancer,
+        "recipe": recipe.name,
+        "balancer": recipe.balancer,
+        "balancer_family": weighting.family,
         "best_epochs": best_epochs,
         "best_epoch": max(best_epochs.values()),  # the latest per-task best (compatibility)
         "epochs_trained": epoch,
@@ -307,13 +345,17 @@ def train_run(
     image_size: int,
     config: TrainConfig,
     out_dir: str | Path,
+    recipe: Recipe | None = None,
 ) -> dict:
-    """Train every network of ``method`` and write the run folder atomically.
+    """Train every network of ``method`` (its ``recipe``; None = the default recipe of that
+    name) and write the run folder atomically.
 
     The folder holds one sub-folder per network (checkpoints, DVCLive logs) and the run's
     tidy ``history.csv``, ``balancer_log.csv`` and ``summary.json``.
     """
-    spec = method_spec(method)
+    spec = recipe or DEFAULT_RECIPES[method]
+    if spec.name != method:
+        raise ValueError(f"recipe {spec.name!r} handed to a run of method {method!r}")
     ids = {
         name: split.loc[split["split"] == name, "sample_id"].tolist()
         for name in ("train", "validation")
@@ -330,7 +372,7 @@ def train_run(
                     train_ids=ids["train"],
                     validation_ids=ids["validation"],
                     tasks=tasks,
-                    balancer=spec.balancer,
+                    recipe=spec,
                     backbone=backbone,
                     image_size=image_size,
                     config=config,
@@ -354,6 +396,7 @@ def train_run(
             "parameters": int(sum(s["parameters"] for s in summaries)),
             "mean_step_seconds": float(sum(s["mean_step_seconds"] for s in summaries)),
             "train_config": asdict(config),
+            "recipe": asdict(spec),
         }
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, default=list) + "\n")
     return summary
