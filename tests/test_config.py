@@ -26,7 +26,8 @@ def test_every_profile_of_the_project_loads(tmp_path: Path):
     assert params["profile"] == "quick"
     sizes = {}
     for name in params["profiles"]:
-        config = load(tmp_path, {**params, "profile": name})
+        matrix = params["profiles"][name].get("matrix") or {}  # set as the error says
+        config = load(tmp_path, {**params, "train": {**params["train"], **matrix}, "profile": name})
         assert config.profile == name
         sizes[name] = (config.data.image_size, config.train.epochs)
     assert sizes["tiny"] < sizes["quick"] < sizes["paper"]
@@ -63,3 +64,44 @@ def test_bad_params_are_named(tmp_path: Path, change, message: str):
         load(tmp_path, params)
     assert str(tmp_path / "params.yaml") in str(error.value)
     assert message in str(error.value)
+
+
+def test_a_profiles_declared_matrix_must_match_the_top_level_axes(tmp_path: Path):
+    """``-S profile=zoo`` alone would train quick's methods: the error gives the command."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({**params, "profile": "zoo"}), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"dvc exp run -S profile=zoo -S 'train.methods=\[stl,"):
+        load_config(path)
+    methods = params["profiles"]["zoo"]["matrix"]["methods"]
+    train = {**params["train"], "methods": methods}
+    path.write_text(yaml.safe_dump({**params, "train": train, "profile": "zoo"}), "utf-8")
+    assert load_config(path).train.methods == tuple(methods)
+
+
+@pytest.mark.parametrize(
+    ("recipe", "message"),
+    [
+        ({"balancer": "gradnorm", "options": {"alpah": 1.0}}, r"does not take; its options"),
+        ({"balancer": "no_such"}, r"registered balancers"),
+        ({"balancer": "ew", "colour": "red"}, r"unknown key\(s\) \['colour'\]"),
+        ({"balancer": "dwa", "options": {"temperature": "hot"}}, r"must be like its default"),
+    ],
+)
+def test_recipe_options_are_checked_against_the_balancer(tmp_path: Path, recipe, message):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    params["recipes"]["gradnorm"] = recipe
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params), encoding="utf-8")
+    with pytest.raises(ConfigError, match=message) as error:
+        load_config(path)
+    assert str(error.value).startswith(f"{path}: ") and "'recipes.gradnorm" in str(error.value)
+
+
+def test_train_methods_must_name_recipes(tmp_path: Path):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    params["train"]["methods"] = ["stl", "famo"]
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"train.methods names \['famo'\], which are not recipes"):
+        load_config(path)

@@ -18,6 +18,7 @@ from wing.figures.plots import (  # noqa: E402
     plot_balancer_weights,
     plot_loss_curves,
     plot_per_image_scores,
+    plot_task_weights,
 )
 
 METHODS = ["gradnorm", "stl", "ew"]
@@ -211,3 +212,17 @@ def test_ranking_figure_says_why_when_friedman_was_not_assessed():
     fig = plot_ranking(pd.DataFrame(), pd.DataFrame(), friedman, title="wound")
     texts = " ".join(t.get_text() for t in fig.axes[0].texts)
     assert "not assessed: needs at least 3 methods" in texts
+
+
+def test_task_weights_one_panel_per_shared_method_and_none_for_stl():
+    log = _balancer_log(("gradnorm", "ew", "pcgrad", "dwa", "mt_cool"))
+    log = log.assign(epoch=log["step"] // 5 + 1, network="wound+tissue")
+    stl = _balancer_log(("stl",)).assign(epoch=1)
+    stl["network"] = stl["task"]  # one network per task
+    fig = plot_task_weights(pd.concat([log, stl]), columns=2)
+    titled = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titled == ["ew", "gradnorm", "dwa", "mt_cool", "pcgrad"]
+    drawn = [ax for ax in fig.axes if ax.get_title()]
+    for ax in drawn:
+        assert len([ln for ln in ax.lines if len(ln.get_xdata()) == 3]) == 2  # 3 epochs x 2 tasks
+    assert sum(ax.get_legend() is not None for ax in fig.axes) == 1

@@ -219,9 +219,7 @@ def test_attention_unet_gradients_equal_those_of_the_weighted_sum(layer: str):
         assert len(last) == 3
 
     z, losses = unet_losses(network, image, targets)
-    balancer.backward(
-        losses, Step(network.shared_parameters(), network.task_parameters(), last, z)
-    )
+    balancer.backward(losses, Step(network.shared_parameters(), network.task_parameters(), last, z))
     got = {name: p.grad.clone() for name, p in network.named_parameters()}
 
     network.zero_grad(set_to_none=True)
@@ -264,9 +262,7 @@ def test_attention_unet_weight_gradient_equals_the_textbook_gradnorm_loss(layer:
     balancer.optimizer.step = spy
     network.zero_grad(set_to_none=True)
     z, losses = unet_losses(network, image, targets)
-    balancer.backward(
-        losses, Step(network.shared_parameters(), network.task_parameters(), last, z)
-    )
+    balancer.backward(losses, Step(network.shared_parameters(), network.task_parameters(), last, z))
     torch.testing.assert_close(captured["grad"], expected, rtol=1e-4, atol=1e-6)
     assert balancer.initial_losses == initial  # start()'s L_i(0), not this batch's losses
 

@@ -89,9 +89,9 @@ def write_links(folder: Path) -> Path:
 
 
 def test_rendered_text_states_the_config_it_ran_with(tmp_path: Path):
-    """``-S train.gradnorm.alpha=0.5`` on the tiny profile: the text says 0.5, never 1.5."""
-    config = tiny_config(tmp_path, {"train": {"gradnorm": {"alpha": 0.5}}})
-    assert config.train.gradnorm.alpha == 0.5 and config.profile == "tiny"
+    """``-S recipes.gradnorm.options.alpha=0.5`` on the tiny profile: the text says 0.5."""
+    config = tiny_config(tmp_path, {"recipes": {"gradnorm": {"options": {"alpha": 0.5}}}})
+    assert config.recipes["gradnorm"].options["alpha"] == 0.5 and config.profile == "tiny"
     text = flat(render_methods(config, bench=None, template=TEMPLATE))
     assert "α = 0.5," in text
     assert "1.5" not in text
@@ -100,7 +100,8 @@ def test_rendered_text_states_the_config_it_ran_with(tmp_path: Path):
     assert f"batch {train.batch_size}," in text
     assert f"channels {'-'.join(map(str, train.channels))} " in text
     assert f"at most {train.epochs} epochs" in text
-    assert f"learning rate {train.gradnorm.learning_rate:g})" in text
+    gradnorm_lr = config.recipes["gradnorm"].options["learning_rate"]
+    assert f"learning rate {gradnorm_lr:g})" in text
     assert f"over the first {train.initial_loss_batches} batches of a fixed" in text
     assert f"ceil(N / {train.batch_size})" in text
     assert f"resized to {config.data.image_size} px" in text
@@ -113,7 +114,7 @@ def test_rendered_text_states_the_config_it_ran_with(tmp_path: Path):
 def test_default_alpha_is_named_as_the_gradnorm_papers(tmp_path: Path):
     text = flat(render_methods(tiny_config(tmp_path), bench=None, template=TEMPLATE))
     assert "α = 1.5, the GradNorm paper's value for NYUv2" in text
-    changed = tiny_config(tmp_path, {"train": {"gradnorm": {"alpha": 2.0}}})
+    changed = tiny_config(tmp_path, {"recipes": {"gradnorm": {"options": {"alpha": 2.0}}}})
     text = flat(render_methods(changed, bench=None, template=TEMPLATE))
     assert "α = 2, changed in this run" in text and "1.5" not in text
 
@@ -151,7 +152,11 @@ def test_every_profile_of_params_yaml_renders(tmp_path: Path):
     params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
     for profile in params["profiles"]:
         path = tmp_path / f"{profile}.yaml"
-        path.write_text(yaml.safe_dump({**params, "profile": profile}), encoding="utf-8")
+        # as `dvc exp run -S profile=NAME -S train.AXIS=...` sets a profile's declared matrix
+        train = {**params["train"], **(params["profiles"][profile].get("matrix") or {})}
+        path.write_text(
+            yaml.safe_dump({**params, "train": train, "profile": profile}), encoding="utf-8"
+        )
         config = load_config(path)
         text = flat(render_methods(config, template=TEMPLATE))
         assert f"profile `{profile}`" in text
@@ -160,7 +165,7 @@ def test_every_profile_of_params_yaml_renders(tmp_path: Path):
 
 def test_undefined_variables_raise(tmp_path: Path):
     template = tmp_path / "methods.md"
-    template.write_text("α = {{ train.gradnorm.alpah }}\n", encoding="utf-8")
+    template.write_text("α = {{ gradnorm.alpah }}\n", encoding="utf-8")
     with pytest.raises(jinja2.UndefinedError, match="alpah"):
         render_methods(tiny_config(tmp_path), bench=None, template=template)
     template.write_text("{{ not_a_variable }}\n", encoding="utf-8")

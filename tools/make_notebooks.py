@@ -162,7 +162,7 @@ critical-difference diagram, every method at its last epoch, and HD95.
 
 from wing.config import load_config
 from wing.evaluation.evaluate import collect_runs
-from wing.figures.plots import plot_balancer_weights, plot_loss_curves, plot_per_image_scores
+from wing.figures.plots import plot_balancer_weights, plot_loss_curves, plot_per_image_scores, plot_task_weights
 from wing.figures.ranking import plot_ranking
 from wing.io import save_figure, write_csv, write_text
 from wing.paths import COMPARE, EVALUATION, FIGURES
@@ -240,6 +240,7 @@ claims[claims.headline][["claim", "verdict", "reason"]]"""),
         ),
         new_code_cell("""log = runs["balancer_log"]
 save_figure(FIGURES / "gradnorm_weights.png", plot_balancer_weights(log[log.method == c.reference]))"""),
+        new_code_cell("""save_figure(FIGURES / "task_weights.png", plot_task_weights(log))"""),
     ],
     "05_report.ipynb": [
         new_markdown_cell("""# 5. Report

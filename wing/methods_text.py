@@ -18,10 +18,12 @@ Template variables (see :func:`render_methods`): the config sections ``profile``
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import jinja2
@@ -29,6 +31,9 @@ import pandas as pd
 
 from wing.config import Config
 from wing.data.format import IGNORE_INDEX
+from wing.training.methods import DEFAULT_RECIPES, Recipe, balancer_options
+
+DEFAULT_GRADNORM = DEFAULT_RECIPES["gradnorm"]
 
 METHODS_TEMPLATE = Path("paper/methods.md")
 BENCH_RESULT = Path("bench/results/gradnorm_step.json")
@@ -53,6 +58,70 @@ def _ratio(value: float) -> str:
 
 def _dice(value: float) -> str:
     return f"{value:.3f}"
+
+
+AGGREGATOR_PAPERS = {
+    "pcgrad": "PCGrad (Yu et al. 2020): each gradient projected off those it conflicts with",
+    "mgda": "MGDA (Sener & Koltun 2018): the minimum-norm point of the gradients' convex hull",
+    "cagrad": "CAGrad (Liu et al. 2021): the best worst-case gain within c = {c} of the mean",
+    "nash_mtl": "Nash-MTL (Navon et al. 2022): the Nash bargaining solution (max norm {max_norm})",
+    "imtl_g": "IMTL-G (Liu et al. 2021): equal projections of the update on every task gradient",
+    "aligned_mtl": "Aligned-MTL (Senushkin et al. 2023): the gradient matrix made well-conditioned",
+    "upgrad": "UPGrad (Quinton & Rey 2024): projections onto the gradients' dual cone, averaged",
+}
+
+
+def describe_recipe(recipe: Recipe) -> str:
+    """One clause of the methods text for a recipe, with the options this run used."""
+    options = {**_defaults(recipe.balancer), **recipe.options}
+    if recipe.per_task_networks:
+        return "one network per task (single-task learning)"
+    if recipe.balancer == "ew":
+        return "hard sharing, the plain sum of the task losses"
+    if recipe.balancer == "fixed":
+        weights = ", ".join(f"{t} {_num(w)}" for t, w in (options["weights"] or {}).items())
+        return f"hard sharing, fixed loss weights ({weights or 'all 1'})"
+    if recipe.balancer == "uncertainty":
+        return (
+            "uncertainty weighting (Kendall et al. 2018), L = Σ_i exp(−s_i) L_i + s_i/2 with "
+            f"learned log-variances s_i (own Adam, learning rate {_num(options['learning_rate'])})"
+        )
+    if recipe.balancer == "dwa":
+        return (
+            "dynamic weight average (Liu et al. 2019), w_i = T softmax(r_i/τ) of the last two "
+            f"epochs' loss ratios, τ = {_num(options['temperature'])}"
+        )
+    if recipe.balancer == "gradnorm":
+        return "GradNorm, below"
+    if recipe.balancer in AGGREGATOR_PAPERS:
+        return (
+            "gradient aggregation by torchjd on the shared trunk's task Jacobian, "
+            + AGGREGATOR_PAPERS[recipe.balancer].format(**options)
+        )
+    if recipe.balancer == "dd_gb":
+        return (
+            "DD-GB, this compendium's reading of the MT-IDS abstract (Ma et al. 2026): each task "
+            "gradient loses its component along every task gradient it conflicts with, is "
+            "rescaled to its own original norm (so the inter-task magnitude ratios are kept), "
+            "and the results are summed"
+        )
+    if recipe.balancer == "mt_cool":
+        return (
+            "MT-CooL, this compendium's reading of its abstract (Wu et al. 2025): the tasks take "
+            f"turns every {options['period']} step(s); the active task's gradient is taken at "
+            "the shared parameters perturbed by a SAM step of radius "
+            f"{_num(options['radius'])} up its own loss (a flat minimum with respect to the "
+            "parameters the other task also moves), and only its head and the trunk are updated"
+        )
+    return f"balancer {recipe.balancer} with options {dict(recipe.options)}"
+
+
+def _defaults(balancer: str) -> dict:
+    return {
+        name: parameter.default
+        for name, parameter in balancer_options(balancer).items()
+        if parameter.default is not inspect.Parameter.empty
+    }
 
 
 def bench_summary(source: Path | Mapping | None) -> dict | None:
@@ -125,6 +194,11 @@ def template_context(
         "ignore_index": IGNORE_INDEX,
         "confidence": 1 - config.compare.significance,
         "gradnorm_paper_alpha": GRADNORM_PAPER_ALPHA,
+        "recipes": [config.recipes[m] for m in config.train.methods],
+        "describe": describe_recipe,
+        "gradnorm": SimpleNamespace(
+            **{**_defaults("gradnorm"), **config.recipes.get("gradnorm", DEFAULT_GRADNORM).options}
+        ),
     }
     context.update(extra or {})
     return context

@@ -18,6 +18,7 @@ import jinja2
 import markdown
 import pandas as pd
 
+from wing.balancing import BALANCERS
 from wing.config import Config
 from wing.data.taxonomy import legend_table
 from wing.evaluation.evaluate import at_checkpoint
@@ -27,6 +28,7 @@ from wing.statistics.claims import (
     BACKBONE_RULE,
     CONVERGENCE_RULE,
     DELTA_RULE,
+    NOT_ASSESSED,
     OVERALL_RULE,
     PAIRED_RULES,
     PARAMETER_RULE,
@@ -221,6 +223,30 @@ def claim_rules(config: Config) -> str:
     return "".join(f"<p><b>{name}.</b> {html.escape(rule)}</p>" for name, rule in rules)
 
 
+def recipe_table(config: Config) -> pd.DataFrame:
+    """The methods of the train matrix: recipe, label, balancer, family and options."""
+    rows = []
+    for name in config.train.methods:
+        recipe = config.recipes[name]
+        rows.append(
+            {
+                "method": name,
+                "label": recipe.label,
+                "networks": "one per task" if recipe.per_task_networks else "shared",
+                "balancer": recipe.balancer,
+                "family": BALANCERS.get(recipe.balancer).family,
+                "options": ", ".join(f"{k}={v}" for k, v in recipe.options.items()) or "–",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _claim_ids(headline: pd.DataFrame, assessed: bool) -> list[str]:
+    """The headline claims (in table order) that were, or were not, assessed."""
+    mask = (headline["verdict"] != NOT_ASSESSED) == assessed
+    return [f"({c})" if c[0].isdigit() else str(c) for c in headline.loc[mask, "claim_id"]]
+
+
 def build_report(
     config: Config,
     evaluation: Path = EVALUATION,
@@ -258,6 +284,9 @@ def build_report(
         n_units=int(summary["n_patients"].max()) if "n_patients" in summary else "–",
         n_images=int(summary["n_images"].max()) if "n_images" in summary else "–",
         claims=headline.to_dict("records"),
+        assessed=", ".join(_claim_ids(headline, assessed=True)),
+        not_assessed=", ".join(_claim_ids(headline, assessed=False)),
+        recipes=_table(recipe_table(config)),
         claims_detail=_table(
             claims,
             columns=["claim", "backbone", "target", "comparator", "verdict", "evidence"],

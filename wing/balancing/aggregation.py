@@ -67,7 +67,9 @@ class GradientAggregation(Balancer):
         )
         weights = jac_to_grad(shared, self.aggregator)
         values = (
-            weights.detach().cpu().tolist() if weights is not None else [float("nan")] * len(present)
+            weights.detach().cpu().tolist()
+            if weights is not None
+            else [float("nan")] * len(present)
         )
         used = dict(zip(present, values, strict=True))
         self._weights = {task: used.get(task, 0.0) for task in self.tasks}

@@ -193,3 +193,42 @@ def plot_balancer_weights(log: pd.DataFrame, log_grad_norm: bool = False) -> Fig
         axes[0, 1].set_yscale("log")
     _keep_one_legend(axes)
     return fig
+
+
+def plot_task_weights(log: pd.DataFrame, columns: int = 4) -> Figure:
+    """Every method's task-weight trajectory: the mean weight per epoch (over steps, then over
+    seeds, +-1 sd band across seeds), one panel per method, hue = task. Loss-weighting methods
+    log the w_i of sum w_i L_i; gradient aggregators the weights torchjd gives the Jacobian's
+    rows; MT-CooL 1 for the task whose turn it is. Methods with one network per task (STL)
+    have no weights to show and are left out."""
+    log = log[log["weight"].notna()]
+    network = "network" if "network" in log.columns else "method"
+    tasks_per_network = log.groupby(["method", network])["task"].nunique()
+    shared = set(tasks_per_network[tasks_per_network > 1].index.get_level_values("method"))
+    keys = [k for k in ("method", "seed", "epoch", "task") if k in log.columns]
+    per_epoch = log[log["method"].isin(shared)].groupby(keys, as_index=False)["weight"].mean()
+    methods = method_order(pd.unique(per_epoch["method"]))
+    tasks = _ordered(per_epoch["task"], TASK_ORDER)
+    palette = dict(zip(tasks, sns.color_palette("deep", len(tasks)), strict=True))
+    n_cols = max(1, min(columns, len(methods)))
+    n_rows = max(1, -(-len(methods) // n_cols))
+    fig, axes = _grid(n_rows, n_cols)
+    for ax, method in zip(axes.flat, methods, strict=False):
+        sns.lineplot(
+            data=per_epoch[per_epoch["method"] == method],
+            x="epoch",
+            y="weight",
+            hue="task",
+            hue_order=tasks,
+            palette=palette,
+            errorbar="sd",
+            ax=ax,
+        )
+        ax.set(title=method, xlabel="epoch", ylabel="task weight")
+    for ax in list(axes.flat)[len(methods) :]:
+        ax.set_axis_off()
+    if not methods:
+        axes[0, 0].text(0.5, 0.5, "no shared network was trained", ha="center", va="center")
+    if methods:
+        _keep_one_legend(np.array(list(axes.flat)[: len(methods)]))
+    return fig

@@ -270,9 +270,7 @@ def train_network(
                         }
                     )
                 step += 1
-            weighting.end_epoch(
-                {t: sums[t] / seen[t] if seen[t] else float("nan") for t in tasks}
-            )
+            weighting.end_epoch({t: sums[t] / seen[t] if seen[t] else float("nan") for t in tasks})
             validation = validation_losses(network, validation_loader, device)
             for task in tasks:
                 train_loss = sums[task] / seen[task] if seen[task] else np.nan
@@ -381,7 +379,9 @@ def train_run(
                 )
             )
             histories.append(pd.read_csv(network_dir / "history.csv"))
-            logs.append(pd.read_csv(network_dir / "balancer_log.csv"))
+            logs.append(
+                pd.read_csv(network_dir / "balancer_log.csv").assign(network=network_dir.name)
+            )
         history = pd.concat(histories, ignore_index=True).assign(**keys)
         log = pd.concat(logs, ignore_index=True).assign(**keys)
         history.to_csv(tmp / "history.csv", index=False)
