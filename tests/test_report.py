@@ -5,7 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from wing.report import analysis_unit, label_agreement, ours_in_percent
+from conftest import ROOT
+from wing.config import load_config
+from wing.report import _claim_ids, analysis_unit, label_agreement, ours_in_percent, recipe_table
 
 
 def _frame(rows):
@@ -60,3 +62,32 @@ def test_label_agreement_puts_this_dataset_beside_the_link_table(tmp_path):
     assert table.iloc[1]["median Dice"] == pytest.approx(0.7)  # all crops
     assert table.iloc[2]["median Dice"] == pytest.approx(0.9)  # Test crops
     assert label_agreement(pd.DataFrame({"x": [1]}), None).empty
+
+
+def test_recipe_table_names_each_method_of_the_matrix_with_its_family_and_options():
+    config = load_config(
+        ROOT / "params.yaml",
+        overrides={"train": {"methods": ["stl", "gradnorm", "pcgrad", "mt_cool"]}},
+    )
+    table = recipe_table(config).set_index("method")
+    assert list(table.index) == ["stl", "gradnorm", "pcgrad", "mt_cool"]
+    assert table.loc["stl", "networks"] == "one per task"
+    assert table.loc["gradnorm", "family"] == "loss weighting"
+    assert table.loc["pcgrad", "family"] == "gradient aggregation"
+    assert table.loc["mt_cool", "options"] == "radius=0.05, period=1"
+
+
+def test_assessed_and_not_assessed_claims_split_the_headline_rows():
+    headline = pd.DataFrame(
+        {
+            "claim_id": ["1", "2a", "3", "delta_mtl"],
+            "verdict": [
+                "supported",
+                "no significant difference",
+                "not assessed",
+                "no significant difference",
+            ],
+        }
+    )
+    assert _claim_ids(headline, assessed=True) == ["(1)", "(2a)", "delta_mtl"]
+    assert _claim_ids(headline, assessed=False) == ["(3)"]
