@@ -25,7 +25,8 @@ optimiser never sees it.
 
 Partial labels: a task with no label in the batch is absent from ``losses``; it contributes
 nothing to the update (never a zero-multiplied loss, which makes MGDA and CAGrad return a
-zero update) and its weight is left as it was.
+zero update). A balancer that holds weights as state leaves an absent task's weight as it
+was; gradient aggregators and MT-CooL, whose weights are per step, log 0 for it.
 """
 
 from __future__ import annotations

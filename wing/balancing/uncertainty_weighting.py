@@ -23,11 +23,15 @@ from wing.balancing.base import LossWeighting, OwnOptimiser
 class UncertaintyWeighting(OwnOptimiser, LossWeighting):
     def __init__(self, tasks: Sequence[str], learning_rate: float = 1.0e-3):
         super().__init__(tasks)
-        self.log_variances = torch.nn.Parameter(torch.zeros(len(self.tasks)))
-        self.optimizer = torch.optim.Adam([self.log_variances], lr=learning_rate)
+        # One parameter per task: an absent task's s_i gets no gradient (None, not 0), so
+        # Adam's momentum cannot move it on a batch without its label.
+        self.log_variances = torch.nn.ParameterDict(
+            {task: torch.nn.Parameter(torch.zeros(())) for task in self.tasks}
+        )
+        self.optimizer = torch.optim.Adam(self.log_variances.values(), lr=learning_rate)
 
     def _s(self, task: str) -> torch.Tensor:
-        return self.log_variances[self.tasks.index(task)]
+        return self.log_variances[task]
 
     def loss_weights(self, losses):
         return {task: torch.exp(-self._s(task)) for task in losses}
@@ -40,4 +44,4 @@ class UncertaintyWeighting(OwnOptimiser, LossWeighting):
         self.optimizer.zero_grad(set_to_none=True)
 
     def weights(self):
-        return dict(zip(self.tasks, torch.exp(-self.log_variances.detach()).tolist(), strict=True))
+        return {task: float(torch.exp(-s.detach())) for task, s in self.log_variances.items()}
