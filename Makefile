@@ -33,6 +33,7 @@ lab: $(STAMP)
 ## bench: on-demand benchmarks (results recorded under bench/results/)
 bench: $(STAMP)
 	python bench/gradnorm_step.py
+	python bench/balancer_step.py
 
 clean-venv:
 	rm -rf $(VENV)

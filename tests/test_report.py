@@ -7,7 +7,14 @@ import pytest
 
 from conftest import ROOT
 from wing.config import load_config
-from wing.report import _claim_ids, analysis_unit, label_agreement, ours_in_percent, recipe_table
+from wing.report import (
+    _claim_ids,
+    analysis_unit,
+    balancer_cost_table,
+    label_agreement,
+    ours_in_percent,
+    recipe_table,
+)
 
 
 def _frame(rows):
@@ -91,3 +98,43 @@ def test_assessed_and_not_assessed_claims_split_the_headline_rows():
     )
     assert _claim_ids(headline, assessed=True) == ["(1)", "(2a)", "delta_mtl"]
     assert _claim_ids(headline, assessed=False) == ["(3)"]
+
+
+def test_balancer_cost_table_reads_the_benchmark_and_says_where_it_was_measured(tmp_path):
+    method = {
+        "family": "loss weighting",
+        "parameters": 10,
+        "median_step_seconds": 0.2,
+        "ratio_to_ew_quartiles": [1.01, 1.04],
+        "ratio_to_ew": 1.02,
+        "peak_memory_bytes": 2**21,
+        "peak_memory_ratio_to_ew": 1.0,
+        "target_ratio": 1.05,
+        "target_status": "met",
+    }
+    slow = {**method, "family": "gradient aggregation", "ratio_to_ew": 1.9}
+    slow.update(target_ratio=None, target_status="measured, no target")
+    result = {
+        "order": ["gradnorm", "pcgrad"],
+        "methods": {"gradnorm": method, "pcgrad": slow},
+        "date": "2026-11-24T10:00:00+00:00",
+        "device_name": "Some CPU",
+        "device": "cpu",
+        "threads": 2,
+        "torch": "2.14.1",
+        "torchjd": "0.18.0",
+        "rounds": 40,
+        "warmup": 3,
+        "batch_size": 8,
+        "image_size": 96,
+        "backbone": "attention_unet",
+        "ratio": "median of ratios",
+    }
+    table, where = balancer_cost_table(result)
+    assert list(table["method"]) == ["gradnorm", "pcgrad"]
+    assert list(table["× EW step"]) == [1.02, 1.9]
+    assert list(table["target"]) == ["≤ 1.05×: met", "measured, no target"]
+    assert table["peak memory (MiB)"].iloc[0] == 2.0
+    assert "2026-11-24" in where and "Some CPU" in where and "40 interleaved" in where
+    empty, missing = balancer_cost_table(tmp_path / "absent.json")
+    assert empty.empty and "not been recorded" in missing

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 from pathlib import Path
 
 import jinja2
@@ -35,6 +36,8 @@ from wing.statistics.claims import (
 )
 
 METHODS_TEXT = Path("paper/methods.md")
+# The step-cost benchmark of every recipe (bench/balancer_step.py, run on demand).
+BALANCER_BENCH = Path("bench/results/balancer_step.json")
 TEMPLATE = Path(__file__).parent / "templates" / "report.html.j2"
 
 # Published results on DFUTissue's Test images (percent), a cited data file (Dhar et al.,
@@ -241,6 +244,44 @@ def recipe_table(config: Config) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def balancer_cost_table(source: Path | dict | None = BALANCER_BENCH) -> tuple[pd.DataFrame, str]:
+    """The recorded step cost of every recipe against equal weighting, and a line saying
+    where and when it was measured (``bench/balancer_step.py``); empty when not recorded."""
+    if source is None or (isinstance(source, Path) and not source.is_file()):
+        return pd.DataFrame(), "The step-cost benchmark has not been recorded."
+    result = json.loads(source.read_text(encoding="utf-8")) if isinstance(source, Path) else source
+    rows = []
+    for name in result["order"]:
+        m = result["methods"][name]
+        q1, q3 = m["ratio_to_ew_quartiles"]
+        memory = m.get("peak_memory_bytes")
+        rows.append(
+            {
+                "method": name,
+                "family": m["family"],
+                "parameters": m["parameters"],
+                "median step (s)": round(m["median_step_seconds"], 4),
+                "× EW step": round(m["ratio_to_ew"], 3),
+                "IQR of ratio": f"{q1:.2f}–{q3:.2f}",
+                "peak memory (MiB)": None if memory is None else round(memory / 2**20, 1),
+                "× EW memory": None
+                if m.get("peak_memory_ratio_to_ew") is None
+                else round(m["peak_memory_ratio_to_ew"], 2),
+                "target": m["target_status"]
+                if m["target_ratio"] is None
+                else f"≤ {m['target_ratio']}×: {m['target_status']}",
+            }
+        )
+    where = (
+        f"Measured {result['date'][:10]} on {result['device_name']} ({result['device']}, "
+        f"{result['threads']} threads), torch {result['torch']}, torchjd {result['torchjd']}: "
+        f"{result['rounds']} interleaved rounds after {result['warmup']} warm-up, batch "
+        f"{result['batch_size']} at {result['image_size']} px, {result['backbone']}. "
+        f"Ratio: {result['ratio']}."
+    )
+    return pd.DataFrame(rows), where
+
+
 def _claim_ids(headline: pd.DataFrame, assessed: bool) -> list[str]:
     """The headline claims (in table order) that were, or were not, assessed."""
     mask = (headline["verdict"] != NOT_ASSESSED) == assessed
@@ -272,6 +313,7 @@ def build_report(
     summary = read("summary")
     parameters = read("parameters")
     real = config.data.source in REAL_SOURCES
+    cost, cost_where = balancer_cost_table()
     environment = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
     template = environment.from_string(TEMPLATE.read_text(encoding="utf-8"))
     return template.render(
@@ -309,6 +351,8 @@ def build_report(
             parameters.assign(mean_step_seconds=parameters["mean_step_seconds"].round(4))
         ),
         pooled=_table(pooled_wide),
+        balancer_cost=_table(cost, digits=4),
+        balancer_cost_where=cost_where,
         figure=lambda name: _figure(name, figures),
         published=_table(published_dfutissue()) if real else "",
         published_setting=PUBLISHED_SETTING,
