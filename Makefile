@@ -34,6 +34,7 @@ lab: $(STAMP)
 bench: $(STAMP)
 	python bench/gradnorm_step.py
 	python bench/balancer_step.py
+	python bench/architecture_cost.py
 
 clean-venv:
 	rm -rf $(VENV)

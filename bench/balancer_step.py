@@ -20,7 +20,8 @@ tensors shows 600 traced bytes), so the pass counts tensor storages at the ATen 
 (a ``TorchDispatchMode``, backward and torchjd's vmap included): the peak of the live storage
 bytes. Both count the method's own network, gradients, optimiser and balancer state and the
 batch, so the numbers are comparable across methods (STL: the larger of its two networks,
-which a run trains one after the other).
+which a run trains one after the other). The timing loop and the memory tracker are in
+``bench/_measure.py``, shared with ``bench/architecture_cost.py``.
 
     python bench/balancer_step.py [--rounds 40] [--warmup 3] [--device auto]
 """
@@ -28,15 +29,11 @@ which a run trains one after the other).
 from __future__ import annotations
 
 import argparse
-import gc
 import os
-import platform
-import random
 import statistics
 import time
 import warnings
-import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -44,8 +41,14 @@ from pathlib import Path
 
 import torch
 import yaml
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
+from _measure import (
+    device_name,
+    interleaved_times,
+    module_state,
+    peak_memory,
+    quartiles,
+    ratios,
+)
 
 from wing.balancing import Balancer, Step
 from wing.config import load_config, resolve
@@ -102,14 +105,10 @@ class Subject:
     def state_tensors(self) -> Iterable[torch.Tensor]:
         """Everything that lives across steps: parameters, gradients, buffers, optimiser and
         balancer state (the memory pass's baseline)."""
-        for module in (self.network, self.balancer):
-            yield from module.parameters()
-            yield from module.buffers()
-            yield from (p.grad for p in module.parameters() if p.grad is not None)
-        for optimizer in (self.optimizer, getattr(self.balancer, "optimizer", None)):
-            if optimizer is not None:
-                for state in optimizer.state.values():
-                    yield from (v for v in state.values() if isinstance(v, torch.Tensor))
+        yield from module_state(
+            (self.network, self.balancer),
+            (self.optimizer, getattr(self.balancer, "optimizer", None)),
+        )
         yield from self.targets.values()
 
 
@@ -126,7 +125,13 @@ def build_subject(
     for every method: the generator is re-seeded before each network is built)."""
     torch.manual_seed(seed)
     classes = {task: TASK_CLASSES[task] for task in tasks}
-    network = build_network(BACKBONE, classes, **backbone_options).to(device)
+    network = build_network(
+        BACKBONE,
+        classes,
+        recipe.architecture,
+        backbone_options=backbone_options,
+        architecture_options=recipe.architecture_options,
+    ).to(device)
     optimizer = torch.optim.Adam(network.parameters(), lr=1e-3)
     balancer = recipe.build_balancer(tasks).to(device)
     own = {task: targets[task] for task in tasks}
@@ -167,97 +172,14 @@ def train_step(subject: Subject, images: torch.Tensor) -> None:
     subject.optimizer.step()
 
 
-class TensorMemoryPeak(TorchDispatchMode):
-    """Peak bytes of live tensor storages: those registered before, plus every storage an
-    ATen op allocates while the mode is on (forward, autograd's backward, vmap), minus those
-    freed (a weak reference's callback). Views and in-place results share their input's
-    storage and are not counted again."""
-
-    def __init__(self, tensors: Iterable[torch.Tensor] = ()):
-        super().__init__()
-        self.live: dict[int, int] = {}
-        self._refs: dict[int, weakref.ref] = {}
-        self.current = 0
-        self.peak = 0
-        for tensor in tensors:
-            self._track(tensor)
-        self.baseline = self.current
-
-    @staticmethod
-    def _storage(tensor):
-        try:
-            return tensor.untyped_storage()
-        except (NotImplementedError, RuntimeError):  # sparse, nested, meta-like tensors
-            return None
-
-    def _track(self, tensor: torch.Tensor, inputs: frozenset[int] = frozenset()) -> None:
-        storage = self._storage(tensor)
-        if storage is None:
-            return
-        key = storage._cdata
-        if key in self.live or key in inputs:
-            return
-        self.live[key] = storage.nbytes()
-        self.current += self.live[key]
-        self.peak = max(self.peak, self.current)
-        self._refs[key] = weakref.ref(storage, lambda _, key=key: self._free(key))
-
-    def _free(self, key: int) -> None:
-        self.current -= self.live.pop(key, 0)
-        self._refs.pop(key, None)
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        flat_inputs = tree_flatten((args, kwargs))[0]
-        inputs = frozenset(
-            storage._cdata
-            for storage in (self._storage(t) for t in flat_inputs if isinstance(t, torch.Tensor))
-            if storage is not None
-        )
-        out = func(*args, **(kwargs or {}))
-        for tensor in tree_flatten(out)[0]:
-            if isinstance(tensor, torch.Tensor):
-                self._track(tensor, inputs)
-        return out
-
-
-def storage_bytes(tensors: Iterable[torch.Tensor]) -> int:
-    """Bytes of the distinct storages behind ``tensors``."""
-    seen: dict[int, int] = {}
-    for tensor in tensors:
-        storage = TensorMemoryPeak._storage(tensor)
-        if storage is not None:
-            seen[storage._cdata] = storage.nbytes()
-    return sum(seen.values())
-
-
 def peak_step_memory(
     subject: Subject, images: torch.Tensor, device: torch.device
 ) -> tuple[int, int]:
     """Peak live tensor bytes of one step of ``subject`` (its own state and the batch
     included; other methods' networks excluded) and the bytes of that state alone."""
-    gc.collect()
-    own = [*subject.state_tensors(), images]
-    state = storage_bytes(own)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        before = torch.cuda.memory_allocated(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        train_step(subject, images)
-        torch.cuda.synchronize(device)
-        return torch.cuda.max_memory_allocated(device) - before + state, state
-    with TensorMemoryPeak(own) as tracker:
-        train_step(subject, images)
-    return tracker.peak, state
-
-
-def timed(step: Callable[[], None], device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - start
+    return peak_memory(
+        lambda: train_step(subject, images), [*subject.state_tensors(), images], device
+    )
 
 
 def quick_backbone_options(params: Path) -> dict:
@@ -267,23 +189,6 @@ def quick_backbone_options(params: Path) -> dict:
         "channels": tuple(tree["train"]["channels"]),
         "strides": tuple(tree["train"]["strides"]),
     }
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def quartiles(values: Sequence[float]) -> list[float]:
-    if len(values) < 2:
-        return [values[0], values[0]]
-    q = statistics.quantiles(values, n=4, method="inclusive")
-    return [q[0], q[2]]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -343,18 +248,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
         for subject in subjects[name]:
             train_step(subject, images)
 
-    order_rng = random.Random(args.seed)
-    times: dict[str, list[float]] = {name: [] for name in subjects}
     with warnings.catch_warnings():
         # torchjd's Nash-MTL solves a non-DPP cvxpy problem: a speed note, not a fault.
         warnings.filterwarnings("ignore", message=".*not DPP.*")
-        for round_ in range(args.warmup + args.rounds):
-            order = list(subjects)
-            order_rng.shuffle(order)
-            for name in order:
-                elapsed = timed(lambda name=name: run(name), device)
-                if round_ >= args.warmup:
-                    times[name].append(elapsed)
+        steps = {name: lambda name=name: run(name) for name in subjects}
+        times = interleaved_times(steps, args.rounds, args.warmup, args.seed, device)
         memory: dict[str, tuple[int, int]] = {}
         if not args.no_memory:  # STL: the larger of its two networks (trained one by one)
             for name in subjects:
@@ -362,8 +260,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
     methods = {}
     for name, recipe in recipes.items():
-        ratios = [t / e for t, e in zip(times[name], times[REFERENCE], strict=True)]
-        ratio = statistics.median(ratios)
+        per_round = ratios(times[name], times[REFERENCE])
+        ratio = statistics.median(per_round)
         family = "single-task" if name in stl else subjects[name][0].balancer.family
         target = TARGET_RATIO if family == "loss weighting" else None
         methods[name] = {
@@ -374,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
             "parameters": sum(count_parameters(s.network) for s in subjects[name]),
             "median_step_seconds": statistics.median(times[name]),
             "ratio_to_ew": ratio,
-            "ratio_to_ew_quartiles": quartiles(ratios),
+            "ratio_to_ew_quartiles": quartiles(per_round),
             "step_seconds": times[name],
             "peak_memory_bytes": memory[name][0] if memory else None,
             "state_memory_bytes": memory[name][1] if memory else None,
@@ -390,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "benchmark": "balancer_step",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
+        "device_name": device_name(device),
         "torch": torch.__version__,
         "torchjd": version("torchjd"),
         "threads": torch.get_num_threads(),

@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from wing.balancing import EqualWeighting, GradNorm
+from wing.balancing import EqualWeighting, GradNorm, Step
 from wing.balancing.base import Balancer
 from wing.io import write_json
 from wing.models import build_network
@@ -39,10 +39,8 @@ class CreateGraphGradNorm(Balancer):
         self.optimizer = torch.optim.Adam([self.task_weights], lr=learning_rate)
         self.initial = None
 
-    def get_weighted_loss(self, losses, shared, last, representation):
-        return sum(self.task_weights[i] * losses[t] for i, t in enumerate(self.tasks))
-
-    def backward(self, losses, shared, task_specific, last, representation=None):
+    def backward(self, losses, step):
+        last = step.last_shared_parameters
         stacked = torch.stack([losses[t] for t in self.tasks])
         if self.initial is None:
             self.initial = stacked.detach()
@@ -72,7 +70,7 @@ class CreateGraphGradNorm(Balancer):
         return {}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image-size", type=int, default=96)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -80,7 +78,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="bench/results/gradnorm_step.json")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     seed_everything(0, args.threads)
     device = select_device("auto")
@@ -115,10 +113,12 @@ def main() -> None:
         optimizer.zero_grad(set_to_none=True)
         balancer.backward(
             losses,
-            network.shared_parameters(),
-            network.task_specific_parameters(),
-            network.last_shared_parameters(),
-            representation,
+            Step(
+                shared_parameters=network.shared_parameters(),
+                task_parameters=network.task_parameters(),
+                last_shared_parameters=network.last_shared_parameters(),
+                representation=representation,
+            ),
         )
         optimizer.step()
         if device.type == "cuda":
@@ -158,6 +158,7 @@ def main() -> None:
     }
     write_json(args.out, result)
     print(json.dumps(result, indent=2))
+    return result
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ an error of that test, never a skip; when it is absent the tests are skipped wit
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +74,18 @@ def shared_data() -> Path:
 
 REAL_DATA = pytest.mark.usefixtures("shared_data")
 """Marks a real-data test (reads ``SHARED_DATA``): runs whenever ``../shared/data`` exists."""
+
+
+def load_bench(name: str):
+    """The benchmark ``bench/<name>.py`` as a module, with ``bench/`` on ``sys.path`` (where
+    ``python bench/<name>.py`` finds its sibling ``_measure``)."""
+    if str(ROOT / "bench") not in sys.path:
+        sys.path.insert(0, str(ROOT / "bench"))
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
 
 
 def pytest_report_header(config) -> str:

@@ -1,24 +1,17 @@
-"""bench/balancer_step.py runs every recipe of params.yaml and writes a well-formed JSON."""
+"""The benchmarks run (on a tiny problem) and write well-formed JSON, so they cannot rot
+between the runs that record them."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 
-from conftest import ROOT
+from conftest import ROOT, load_bench
 from wing.config import load_config
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location(
-        "balancer_step", ROOT / "bench" / "balancer_step.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+def _bench(name: str = "balancer_step"):
+    return load_bench(name)
 
 
 def test_balancer_step_benchmark_schema(tmp_path):
@@ -46,3 +39,17 @@ def test_balancer_step_benchmark_schema(tmp_path):
     assert result["methods"]["stl"]["networks"] == 2
     stl, ew = result["methods"]["stl"], result["methods"]["ew"]
     assert stl["parameters"] > ew["parameters"]  # two trunks
+
+
+def test_gradnorm_step_benchmark_runs_its_three_variants(tmp_path):
+    out = tmp_path / "gradnorm_step.json"
+    tiny = ["--rounds", "1", "--warmup", "0", "--image-size", "32", "--batch-size", "2"]
+    result = _bench("gradnorm_step").main([*tiny, "--out", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(result))
+    assert set(result["median_step_seconds"]) == {
+        "equal_weighting",
+        "gradnorm",
+        "gradnorm_create_graph",
+    }
+    assert result["paired_ratio_to_equal_weighting"]["equal_weighting"] == 1.0
+    assert all(v > 0 for v in result["median_step_seconds"].values())

@@ -105,3 +105,54 @@ def test_train_methods_must_name_recipes(tmp_path: Path):
     path.write_text(yaml.safe_dump(params), encoding="utf-8")
     with pytest.raises(ConfigError, match=r"train.methods names \['famo'\], which are not recipes"):
         load_config(path)
+
+
+@pytest.mark.parametrize(
+    "profile",
+    [
+        name
+        for name, body in yaml.safe_load((ROOT / "params.yaml").read_text("utf-8"))[
+            "profiles"
+        ].items()
+        if body.get("matrix")
+    ],
+)
+def test_every_profile_with_a_matrix_loads_with_its_matrix(tmp_path: Path, profile: str):
+    """Each declared matrix names recipes and backbones that exist, and the profile's image
+    size suits every backbone of it (checked when params.yaml is read)."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    matrix = params["profiles"][profile]["matrix"]
+    params["train"] = {**params["train"], **matrix}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({**params, "profile": profile}), encoding="utf-8")
+    config = load_config(path)
+    for axis, values in matrix.items():
+        assert getattr(config.train, axis) == tuple(values)
+
+
+def test_backbone_options_and_image_size_are_checked_against_the_backbone(tmp_path: Path):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    path = tmp_path / "params.yaml"
+    bad = {**params, "backbones": {"resnet_unet": {"decoder_chanels": [8] * 5}}}
+    path.write_text(yaml.safe_dump(bad), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"backbones.resnet_unet.*does not take"):
+        load_config(path)
+    train = {**params["train"], "backbones": ["attention_unet", "segformer"]}
+    data = {**params["data"], "image_size": 80}  # divisible by 8, not by 32
+    path.write_text(yaml.safe_dump({**params, "train": train, "data": data}), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"image_size 80 must be divisible by 32 for backbone"):
+        load_config(path)
+    unknown = {**params, "train": {**params["train"], "backbones": ["vgg"]}}
+    path.write_text(yaml.safe_dump(unknown), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"train.backbones names 'vgg'"):
+        load_config(path)
+
+
+def test_checking_a_backbone_draws_no_random_numbers():
+    import torch
+
+    torch.manual_seed(0)
+    load_config(ROOT / "params.yaml", overrides={"train": {"backbones": ["resnet_unet"]}})
+    after = torch.rand(1)
+    torch.manual_seed(0)
+    assert torch.equal(after, torch.rand(1))

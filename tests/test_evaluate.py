@@ -40,13 +40,13 @@ SIZE = 32
 def _save_constant(path: Path, labels: dict[str, int], epoch: int = 1) -> None:
     """A tiny network checkpoint whose head of each task predicts ``labels[task]`` everywhere."""
     task_classes = {task: CLASSES[task] for task in labels}
-    network = build_network("attention_unet", task_classes, **OPTIONS)
+    network = build_network("attention_unet", task_classes, backbone_options=OPTIONS)
     state = network.state_dict()
     for task, label in labels.items():
-        state[f"heads.{task}.conv.weight"].zero_()
+        state[f"heads.{task}.weight"].zero_()
         bias = torch.zeros(CLASSES[task])
         bias[label] = 1.0
-        state[f"heads.{task}.conv.bias"].copy_(bias)
+        state[f"heads.{task}.bias"].copy_(bias)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(
         {
@@ -56,6 +56,8 @@ def _save_constant(path: Path, labels: dict[str, int], epoch: int = 1) -> None:
             "task_classes": task_classes,
             "backbone": "attention_unet",
             "backbone_options": OPTIONS,
+            "architecture": "hard_sharing",
+            "architecture_options": {},
             "image_size": SIZE,
         },
         path,

@@ -179,14 +179,16 @@ def test_registry_names():
         GradNorm(("wound",))
 
 
-# The real network: MONAI's Attention-UNet trunk (BatchNorm in its encoder, attention gates
+# The real network: MONAI's Attention-UNet blocks (BatchNorm in its encoder, attention gates
 # and up-convolutions), two segmentation heads, the project's Dice + CE loss.
 
 
 def attention_unet_problem(seed: int = 0):
     torch.manual_seed(seed)
     network = build_network(
-        "attention_unet", {"wound": 2, "tissue": 5}, channels=(4, 8, 16), strides=(2, 2)
+        "attention_unet",
+        {"wound": 2, "tissue": 5},
+        backbone_options={"channels": (4, 8, 16), "strides": (2, 2)},
     ).train()
     g = torch.Generator().manual_seed(seed)
     image = torch.rand(3, 3, 32, 32, generator=g)
@@ -203,7 +205,7 @@ def unet_losses(network, image, targets):
     return z, {t: segmentation_loss(logits[t], targets[t]) for t in TASKS}
 
 
-@pytest.mark.parametrize("layer", ["last", "model.1.merge"])
+@pytest.mark.parametrize("layer", ["last", "decoder.stages.1.merge"])
 def test_attention_unet_gradients_equal_those_of_the_weighted_sum(layer: str):
     """No second-order leak on the real trunk (BatchNorm in train mode throughout), W = its
     last 1x1 conv or the top decoder merge block (conv, InstanceNorm, PReLU) inside it."""
@@ -214,7 +216,7 @@ def test_attention_unet_gradients_equal_those_of_the_weighted_sum(layer: str):
         balancer.task_weights.copy_(torch.tensor([0.4, 1.6]))
     last = network.last_shared_parameters(layer)
     if layer != "last":  # W holds a conv, a normalisation and a PReLU slope
-        kinds = {type(m) for m in network.trunk.get_submodule(layer).modules()}
+        kinds = {type(m) for m in network.get_submodule(layer).modules()}
         assert {torch.nn.Conv2d, torch.nn.InstanceNorm2d, torch.nn.PReLU} <= kinds
         assert len(last) == 3
 
@@ -229,7 +231,7 @@ def test_attention_unet_gradients_equal_those_of_the_weighted_sum(layer: str):
         torch.testing.assert_close(got[name], p.grad, rtol=1e-4, atol=1e-6, msg=name)
 
 
-@pytest.mark.parametrize("layer", ["last", "model.1.merge"])
+@pytest.mark.parametrize("layer", ["last", "decoder.stages.1.merge"])
 def test_attention_unet_weight_gradient_equals_the_textbook_gradnorm_loss(layer: str):
     network, image, targets = attention_unet_problem(1)
     initial = {"wound": 1.3, "tissue": 2.2}

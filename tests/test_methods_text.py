@@ -126,7 +126,10 @@ BRANCHES = [
     ({"train": {"task_balanced_batches": "on"}}, "(`train.task_balanced_batches` = on)"),
     ({"train": {"task_balanced_batches": "off"}}, "(`train.task_balanced_batches` = off)"),
     ({"train": {"augment": False}}, "no augmentation"),
-    ({"train": {"last_shared_layer": "model.1.merge"}}, "the trunk module `model.1.merge`"),
+    (
+        {"train": {"last_shared_layer": "decoder.stages.2.merge"}},
+        "the network module `decoder.stages.2.merge`",
+    ),
     ({"evaluate": {"checkpoint": "last"}}, "(`evaluate.checkpoint` = last): the last epoch's"),
     ({"compare": {"test": "wilcoxon"}}, "by the paired Wilcoxon signed-rank test"),
     ({"compare": {"test": "wilcoxon"}}, "interval of the median difference lies above zero"),
@@ -264,3 +267,10 @@ def test_published_dfutissue_numbers_come_from_the_cited_file():
     pd.testing.assert_series_equal(shown["percent"], table["percent"])
     readme = (PUBLISHED.parent / "README.md").read_text(encoding="utf-8")
     assert "arXiv 2406.16012" in readme and "dfutissue.csv" in readme
+
+
+def test_every_registered_architecture_is_named_in_the_methods_text():
+    from wing.methods_text import ARCHITECTURE_TEXT
+    from wing.models import ARCHITECTURES
+
+    assert set(ARCHITECTURE_TEXT) == set(ARCHITECTURES.names())

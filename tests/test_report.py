@@ -10,6 +10,7 @@ from wing.config import load_config
 from wing.report import (
     _claim_ids,
     analysis_unit,
+    architecture_cost_table,
     balancer_cost_table,
     label_agreement,
     ours_in_percent,
@@ -137,4 +138,57 @@ def test_balancer_cost_table_reads_the_benchmark_and_says_where_it_was_measured(
     assert table["peak memory (MiB)"].iloc[0] == 2.0
     assert "2026-11-24" in where and "Some CPU" in where and "40 interleaved" in where
     empty, missing = balancer_cost_table(tmp_path / "absent.json")
+    assert empty.empty and "not been recorded" in missing
+
+
+def test_architecture_cost_table_reads_the_benchmark_and_says_where_it_was_measured(tmp_path):
+    hard = {
+        "backbone": "attention_unet",
+        "label": "hard sharing",
+        "networks": 1,
+        "parameters": 100,
+        "shared_parameters": 90,
+        "task_specific_parameters": 10,
+        "macs": 2_500_000,
+        "macs_ratio_to_hard_sharing": 1.0,
+        "median_step_seconds": 0.2,
+        "step_ratio_to_hard_sharing": 1.0,
+        "step_ratio_quartiles": [1.0, 1.0],
+        "peak_memory_bytes": 2**21,
+        "peak_memory_ratio_to_hard_sharing": 1.0,
+        "peak_memory_bytes_one_network_at_a_time": None,
+    }
+    stl = {**hard, "label": "STL pair", "networks": 2, "parameters": 190}
+    stl.update(shared_parameters=0, task_specific_parameters=190, macs=4_900_000)
+    stl.update(macs_ratio_to_hard_sharing=1.96, step_ratio_to_hard_sharing=1.93)
+    stl.update(step_ratio_quartiles=[1.8, 2.05], peak_memory_bytes=2**22)
+    stl.update(peak_memory_ratio_to_hard_sharing=2.0, peak_memory_bytes_one_network_at_a_time=2**21)
+    result = {
+        "rows": [hard, stl],
+        "date": "2026-11-25T10:00:00+00:00",
+        "device_name": "Some CPU",
+        "device": "cpu",
+        "threads": 2,
+        "torch": "2.14.1",
+        "rounds": 20,
+        "warmup": 3,
+        "batch_size": 8,
+        "image_size": 96,
+        "step": "equal weighting, Adam",
+        "ratio": "median of ratios",
+        "macs_measure": "FLOPs / 2",
+        "budget": "the same optimiser steps",
+    }
+    table, where = architecture_cost_table(result)
+    assert list(table["architecture"]) == ["hard sharing", "STL pair"]
+    assert list(table["× HS step"]) == [1.0, 1.93]
+    assert list(table["shared"]) == [90, 0] and list(table["task-specific"]) == [10, 190]
+    assert list(table["MACs / forward (M)"]) == [2.5, 4.9]
+    assert list(table["peak memory (MiB)"]) == [2.0, 4.0]
+    assert table["IQR of ratio"].iloc[1] == "1.80–2.05"
+    assert pd.isna(table["one network at a time (MiB)"].iloc[0])
+    assert table["one network at a time (MiB)"].iloc[1] == 2.0
+    assert "2026-11-25" in where and "Some CPU" in where and "20 interleaved" in where
+    assert "FLOPs / 2" in where and "the same optimiser steps" in where
+    empty, missing = architecture_cost_table(tmp_path / "absent.json")
     assert empty.empty and "not been recorded" in missing

@@ -20,7 +20,7 @@ from wing.config import TrainConfig
 from wing.data.dataset import WoundDataset
 from wing.data.split import patient_split
 from wing.evaluation.predict import predict_run
-from wing.models import build_network, count_parameters
+from wing.models import build_network
 from wing.training import loop
 from wing.training.determinism import seed_everything
 from wing.training.loop import train_run
@@ -114,21 +114,6 @@ def test_default_recipes():
     assert DEFAULT_RECIPES["stl"].task_groups == (("wound",), ("tissue",))
     assert DEFAULT_RECIPES["gradnorm"].task_groups == (("wound", "tissue"),)
     assert DEFAULT_RECIPES["gradnorm"].balancer == "gradnorm"
-
-
-def test_trunk_is_monai_attention_unet_and_last_shared_layer_is_its_last_conv():
-    from monai.networks.nets import AttentionUnet
-
-    ours = build_network(
-        "attention_unet", {"wound": 2, "tissue": 5}, channels=(4, 8, 16), strides=(2, 2)
-    )
-    assert isinstance(ours.trunk, AttentionUnet)
-    head = 4 * 2 + 2 + 4 * 5 + 5  # two 1x1 heads on a 4-channel representation
-    monai = AttentionUnet(2, 3, 4, channels=(4, 8, 16), strides=(2, 2))
-    assert count_parameters(ours) == count_parameters(monai) + head
-    last = ours.last_shared_parameters()
-    assert [p.shape for p in last] == [(4, 4, 1, 1), (4,)]
-    assert ours.last_shared_parameters("model.1.merge")[0].shape == (4, 8, 3, 3)
 
 
 def test_loss_ignores_unlabelled_pixels_and_absent_tasks():
@@ -294,9 +279,11 @@ def test_gradnorm_initial_losses_are_set_before_the_first_step(tmp_path: Path, m
     network = build_network(
         "attention_unet",
         {"wound": 2, "tissue": 5},
-        channels=config.channels,
-        strides=config.strides,
-        dropout=config.dropout,
+        backbone_options={
+            "channels": config.channels,
+            "strides": config.strides,
+            "dropout": config.dropout,
+        },
     ).eval()
     dataset = WoundDataset(root, train, 32)
     with torch.no_grad():

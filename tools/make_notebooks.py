@@ -89,7 +89,7 @@ split = pd.read_csv(SPLIT, dtype=str)"""
         new_code_cell("""summary = train_run(
     method=method, backbone=backbone, seed=seed, dataset_root=config.data.root, split=split,
     image_size=config.data.image_size, config=config.train, out_dir=run_dir(backbone, method, seed),
-    recipe=config.recipes[method],
+    recipe=config.recipes[method], backbone_options=config.backbone_options(backbone),
 )
 pd.DataFrame(summary["networks"])[
     ["tasks", "balancer", "best_epochs", "epochs_trained", "stopped_early", "optimizer_steps", "parameters"]

@@ -5,7 +5,9 @@ The top-level sections of ``params.yaml`` (``data``, ``train``, ``evaluate``, ``
 what runs. ``profile: NAME`` overlays the keys of ``profiles.NAME`` on them (the overlay wins),
 which is how one code path scales from a minutes-long CPU run to the paper-sized GPU run.
 The matrix axes of the train stage (``train.methods``, ``train.backbones``, ``train.seeds``)
-are read by ``dvc.yaml`` itself and therefore live at the top level only.
+are read by ``dvc.yaml`` itself and therefore live at the top level only. So do ``recipes``
+(what a method is) and ``backbones`` (each backbone's options, checked against its builder;
+the Attention-UNet's widths are ``train.channels`` / ``train.strides``, which profiles scale).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import yaml
 
 # The synthetic cohort's own configuration is the data.synthetic section, knob for knob.
 from wing.data.synthetic import CohortConfig as SyntheticConfig
-from wing.training.methods import DEFAULT_RECIPES, Recipe, parse_recipe
+from wing.models import BACKBONES, options_of
+from wing.training.methods import DEFAULT_RECIPES, Recipe, check_options, parse_recipe
 
 MATRIX_AXES = ("methods", "backbones", "seeds")
 
@@ -126,6 +129,23 @@ class Config:
     compare: CompareConfig
     report: ReportConfig
     recipes: dict[str, Recipe] = field(default_factory=lambda: dict(DEFAULT_RECIPES))
+    backbones: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def backbone_options(self, backbone: str) -> dict[str, Any]:
+        return backbone_options(backbone, self.train, self.backbones)
+
+
+def backbone_options(
+    backbone: str, train: TrainConfig, backbones: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The options ``backbone``'s builder gets: ``backbones.<name>`` from params.yaml; for the
+    Attention-UNet, ``train.channels`` / ``strides`` / ``dropout`` (which profiles scale)."""
+    options = dict((backbones or {}).get(backbone, {}))
+    if backbone == "attention_unet":
+        options.update(
+            channels=list(train.channels), strides=list(train.strides), dropout=train.dropout
+        )
+    return options
 
 
 SECTIONS = {
@@ -212,6 +232,7 @@ def resolve(params: dict, source: Path = Path("params.yaml")) -> dict:
         "profile": profile,
         "matrix": profiles[profile].get("matrix") if profiles[profile] else None,
         "recipes": params.get("recipes"),
+        "backbones": params.get("backbones"),
         **deep_merge(sections, overlay),
     }
 
@@ -226,6 +247,30 @@ def _recipes(raw: Any, path: Path) -> dict[str, Recipe]:
         return {str(name): parse_recipe(str(name), value) for name, value in raw.items()}
     except ValueError as error:
         raise ConfigError(f"{path}: {error}") from error
+
+
+def _backbones(raw: Any, path: Path) -> dict[str, dict[str, Any]]:
+    """The ``backbones`` section: each name registered, its options known to its builder."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: 'backbones' must be a mapping of backbone names to options")
+    for name, options in raw.items():
+        if name not in BACKBONES:
+            raise ConfigError(
+                f"{path}: backbones.{name} is not a registered backbone: {BACKBONES.names()}"
+            )
+        allowed = options_of(BACKBONES.get(name), skip=0)
+        if name == "attention_unet":  # set by train.channels / strides / dropout
+            allowed = {k: v for k, v in allowed.items() if k not in ATTENTION_UNET_TRAIN_KEYS}
+        try:
+            check_options(f"backbones.{name}", options or {}, allowed, f"backbone {name!r}")
+        except ValueError as error:
+            raise ConfigError(f"{path}: {error}") from error
+    return {str(name): dict(options or {}) for name, options in raw.items()}
+
+
+ATTENTION_UNET_TRAIN_KEYS = ("channels", "strides", "dropout")
 
 
 def _check_matrix(config: Config, declared: Any, path: Path) -> None:
@@ -270,10 +315,29 @@ def load_config(path: str | Path = "params.yaml", overrides: dict | None = None)
     if overrides:
         tree = deep_merge(tree, overrides)
     built = {name: _build(cls, tree.get(name), name, path) for name, cls in SECTIONS.items()}
-    config = Config(profile=tree["profile"], recipes=_recipes(tree.get("recipes"), path), **built)
+    config = Config(
+        profile=tree["profile"],
+        recipes=_recipes(tree.get("recipes"), path),
+        backbones=_backbones(tree.get("backbones"), path),
+        **built,
+    )
     _check(config, path)
     _check_matrix(config, tree.get("matrix"), path)
     return config
+
+
+def input_multiple(backbone: str, options: dict[str, Any], path: Path) -> int:
+    """What image sides must be divisible by for ``backbone`` (built on the meta device:
+    no memory, no weights, no random numbers drawn)."""
+    import torch
+
+    try:
+        with torch.device("meta"):
+            return BACKBONES.get(backbone)(**options).input_multiple
+    except (TypeError, ValueError) as error:
+        raise ConfigError(
+            f"{path}: backbone {backbone!r} with options {options}: {error}"
+        ) from error
 
 
 def _check(config: Config, path: Path) -> None:
@@ -286,14 +350,18 @@ def _check(config: Config, path: Path) -> None:
     levels = len(config.train.strides)
     if len(config.train.channels) != levels + 1:
         raise ConfigError(f"{path}: train.channels needs one more entry than train.strides")
-    factor = 1
-    for stride in config.train.strides:
-        factor *= stride
-    if config.data.image_size % factor:
-        raise ConfigError(
-            f"{path}: data.image_size {config.data.image_size} must be divisible by "
-            f"{factor} (the product of train.strides) for the Attention-UNet"
-        )
+    for backbone in config.train.backbones:
+        if backbone not in BACKBONES:
+            raise ConfigError(
+                f"{path}: train.backbones names {backbone!r}; registered: {BACKBONES.names()}"
+            )
+        multiple = input_multiple(backbone, config.backbone_options(backbone), path)
+        if config.data.image_size % multiple:
+            raise ConfigError(
+                f"{path}: data.image_size {config.data.image_size} must be divisible by "
+                f"{multiple} for backbone {backbone!r}"
+                + (" (the product of train.strides)" if backbone == "attention_unet" else "")
+            )
     if config.train.epochs < 1 or config.train.batch_size < 1:
         raise ConfigError(f"{path}: train.epochs and train.batch_size must be at least 1")
     for key in ("steps_per_epoch", "patience", "initial_loss_batches"):

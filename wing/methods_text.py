@@ -71,16 +71,40 @@ AGGREGATOR_PAPERS = {
 }
 
 
+# How the methods text names each architecture (wing.models.ARCHITECTURES).
+ARCHITECTURE_TEXT = {
+    "hard_sharing": "hard sharing",
+    "ctan": (
+        "CTAN-style cross-task attention (this compendium's reading of Kim et al. 2023): a "
+        "shared encoder, one decoder per task, each decoder's features refined by attention "
+        "with queries from its own task and keys/values (pooled to a small grid) from the "
+        "other, residually, at its last stages"
+    ),
+    "mt_ids": (
+        "MT-IDS's DBR gate (this compendium's reading of Ma et al. 2026): a shared encoder, "
+        "shared and task-specific decoder experts, and per task a gate weighting them"
+    ),
+}
+
+
 def describe_recipe(recipe: Recipe) -> str:
     """One clause of the methods text for a recipe, with the options this run used."""
-    options = {**_defaults(recipe.balancer), **recipe.options}
     if recipe.per_task_networks:
         return "one network per task (single-task learning)"
+    architecture = ARCHITECTURE_TEXT.get(recipe.architecture, f"architecture {recipe.architecture}")
+    if recipe.architecture_options:
+        settings = ", ".join(f"{k} = {v}" for k, v in recipe.architecture_options.items())
+        architecture += f" ({settings})"
+    return f"{architecture}; {_describe_balancer(recipe)}"
+
+
+def _describe_balancer(recipe: Recipe) -> str:
+    options = {**_defaults(recipe.balancer), **recipe.options}
     if recipe.balancer == "ew":
-        return "hard sharing, the plain sum of the task losses"
+        return "the plain sum of the task losses"
     if recipe.balancer == "fixed":
         weights = ", ".join(f"{t} {_num(w)}" for t, w in (options["weights"] or {}).items())
-        return f"hard sharing, fixed loss weights ({weights or 'all 1'})"
+        return f"fixed loss weights ({weights or 'all 1'})"
     if recipe.balancer == "uncertainty":
         return (
             "uncertainty weighting (Kendall et al. 2018), L = Σ_i exp(−s_i) L_i + s_i/2 with "

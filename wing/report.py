@@ -38,6 +38,8 @@ from wing.statistics.claims import (
 METHODS_TEXT = Path("paper/methods.md")
 # The step-cost benchmark of every recipe (bench/balancer_step.py, run on demand).
 BALANCER_BENCH = Path("bench/results/balancer_step.json")
+# The cost of every backbone and architecture (bench/architecture_cost.py, run on demand).
+ARCHITECTURE_BENCH = Path("bench/results/architecture_cost.json")
 TEMPLATE = Path(__file__).parent / "templates" / "report.html.j2"
 
 # Published results on DFUTissue's Test images (percent), a cited data file (Dhar et al.,
@@ -236,6 +238,7 @@ def recipe_table(config: Config) -> pd.DataFrame:
                 "method": name,
                 "label": recipe.label,
                 "networks": "one per task" if recipe.per_task_networks else "shared",
+                "architecture": recipe.architecture,
                 "balancer": recipe.balancer,
                 "family": BALANCERS.get(recipe.balancer).family,
                 "options": ", ".join(f"{k}={v}" for k, v in recipe.options.items()) or "–",
@@ -282,6 +285,58 @@ def balancer_cost_table(source: Path | dict | None = BALANCER_BENCH) -> tuple[pd
     return pd.DataFrame(rows), where
 
 
+def architecture_cost_table(
+    source: Path | dict | None = ARCHITECTURE_BENCH,
+) -> tuple[pd.DataFrame, str]:
+    """The recorded cost of every backbone and architecture (parameters shared and
+    task-specific, MACs per forward, step time and peak memory against hard sharing on the
+    same backbone), and a line saying where and when it was measured
+    (``bench/architecture_cost.py``); empty when not recorded."""
+    if source is None or (isinstance(source, Path) and not source.is_file()):
+        return pd.DataFrame(), "The architecture cost benchmark has not been recorded."
+    result = json.loads(source.read_text(encoding="utf-8")) if isinstance(source, Path) else source
+
+    def mib(value):
+        return None if value is None else round(value / 2**20, 1)
+
+    def ratio(value, digits=2):
+        return None if value is None else round(value, digits)
+
+    rows = []
+    for row in result["rows"]:
+        q1, q3 = row["step_ratio_quartiles"]
+        rows.append(
+            {
+                "backbone": row["backbone"],
+                "architecture": row["label"],
+                "networks": row["networks"],
+                "parameters": row["parameters"],
+                "shared": row["shared_parameters"],
+                "task-specific": row["task_specific_parameters"],
+                "MACs / forward (M)": round(row["macs"] / 1e6, 1),
+                "× HS MACs": ratio(row["macs_ratio_to_hard_sharing"]),
+                "median step (s)": round(row["median_step_seconds"], 4),
+                "× HS step": ratio(row["step_ratio_to_hard_sharing"], 3),
+                "IQR of ratio": f"{q1:.2f}–{q3:.2f}",
+                "peak memory (MiB)": mib(row.get("peak_memory_bytes")),
+                "× HS memory": ratio(row.get("peak_memory_ratio_to_hard_sharing")),
+                "one network at a time (MiB)": mib(
+                    row.get("peak_memory_bytes_one_network_at_a_time")
+                ),
+            }
+        )
+    where = (
+        f"Measured {result['date'][:10]} on {result['device_name']} ({result['device']}, "
+        f"{result['threads']} threads), torch {result['torch']}: {result['rounds']} interleaved "
+        f"rounds after {result['warmup']} warm-up, batch {result['batch_size']} at "
+        f"{result['image_size']} px; step: {result['step']}. HS = hard sharing on the same "
+        f"backbone; ratio: {result['ratio']}. MACs: {result['macs_measure']}. Budget: "
+        f"{result['budget']}. STL pair: two single-task hard-sharing networks, nothing shared; "
+        f"its peak memory holds both, and one network at a time is what a run needs."
+    )
+    return pd.DataFrame(rows), where
+
+
 def _claim_ids(headline: pd.DataFrame, assessed: bool) -> list[str]:
     """The headline claims (in table order) that were, or were not, assessed."""
     mask = (headline["verdict"] != NOT_ASSESSED) == assessed
@@ -314,6 +369,7 @@ def build_report(
     parameters = read("parameters")
     real = config.data.source in REAL_SOURCES
     cost, cost_where = balancer_cost_table()
+    architecture_cost, architecture_cost_where = architecture_cost_table()
     environment = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
     template = environment.from_string(TEMPLATE.read_text(encoding="utf-8"))
     return template.render(
@@ -353,6 +409,8 @@ def build_report(
         pooled=_table(pooled_wide),
         balancer_cost=_table(cost, digits=4),
         balancer_cost_where=cost_where,
+        architecture_cost=_table(architecture_cost, digits=4),
+        architecture_cost_where=architecture_cost_where,
         figure=lambda name: _figure(name, figures),
         published=_table(published_dfutissue()) if real else "",
         published_setting=PUBLISHED_SETTING,

@@ -48,7 +48,9 @@ class Step:
     shared_parameters: list[nn.Parameter]
     task_parameters: dict[str, list[nn.Parameter]]  # one group per task (its head)
     last_shared_parameters: list[nn.Parameter]  # GradNorm's W
-    representation: torch.Tensor | None = None  # the shared features z the heads read
+    # The shared features z the task-specific part reads: a tensor or a tuple of tensors
+    # (a cut of the network, see wing.models.base).
+    representation: torch.Tensor | tuple[torch.Tensor, ...] | None = None
     closure: Callable[[], Losses] | None = None  # the batch's task losses, re-evaluated
 
 

@@ -81,28 +81,29 @@ class GradNorm(OwnOptimiser, Balancer):
 
         if representation is not None:
             # One pass per task through its loss and head, down to the shared representation
-            # z; from there grad_W L_i is a short pass from z to W, and the trunk gets one
-            # backward of sum_i w_i dL_i/dz. Nothing is traversed more often than in EW.
+            # z (a tensor, or a tuple of tensors when it is several: a cut of the network,
+            # see wing.models.base); from there grad_W L_i is a short pass from z to W, and
+            # the trunk gets one backward of sum_i w_i dL_i/dz. Nothing is traversed more
+            # often than in EW.
+            z = (
+                tuple(representation)
+                if isinstance(representation, list | tuple)
+                else (representation,)
+            )
             per_task = [
-                torch.autograd.grad(
-                    losses[t], [representation, *heads], retain_graph=True, allow_unused=True
-                )
+                torch.autograd.grad(losses[t], [*z, *heads], retain_graph=True, allow_unused=True)
                 for t in present
             ]
             task_grads = [
-                torch.autograd.grad(
-                    representation,
-                    last,
-                    grad_outputs=grads[0],
-                    retain_graph=True,
-                    allow_unused=True,
-                )
-                for grads in per_task
+                _through(z, grads[: len(z)], last, retain_graph=True) for grads in per_task
             ]
-            total = sum(w * grads[0] for w, grads in zip(weights, per_task, strict=True))
-            if trunk:
-                torch.autograd.backward(representation, grad_tensors=total, inputs=trunk)
-            _accumulate(heads, [[g for g in grads[1:]] for grads in per_task], weights)
+            total = [_weighted_sum([g[k] for g in per_task], weights) for k in range(len(z))]
+            reached = [(zk, tk) for zk, tk in zip(z, total, strict=True) if tk is not None]
+            if trunk and reached:
+                torch.autograd.backward(
+                    [zk for zk, _ in reached], grad_tensors=[tk for _, tk in reached], inputs=trunk
+                )
+            _accumulate(heads, [grads[len(z) :] for grads in per_task], weights)
         else:
             # Without a representation: grad_W L_i through heads and W, then one backward of
             # sum_i w_i L_i that skips W.
@@ -142,6 +143,27 @@ class GradNorm(OwnOptimiser, Balancer):
             for i, t, n in zip(index.tolist(), present, norms.tolist(), strict=True)
         }
         return logs
+
+
+def _weighted_sum(grads, weights) -> torch.Tensor | None:
+    """sum_i w_i g_i over the g_i that are not None (None when all are)."""
+    parts = [w * g for w, g in zip(weights, grads, strict=True) if g is not None]
+    return torch.stack(parts).sum(0) if parts else None
+
+
+def _through(outputs, grad_outputs, inputs, retain_graph: bool):
+    """Vector-Jacobian product of ``outputs`` (with their incoming gradients, None = not
+    reached) onto ``inputs``; None for an input no reached output depends on."""
+    pairs = [(o, g) for o, g in zip(outputs, grad_outputs, strict=True) if g is not None]
+    if not pairs:
+        return [None] * len(inputs)
+    return torch.autograd.grad(
+        [o for o, _ in pairs],
+        inputs,
+        grad_outputs=[g for _, g in pairs],
+        retain_graph=retain_graph,
+        allow_unused=True,
+    )
 
 
 def _accumulate(parameters, task_grads, weights) -> None:

@@ -29,8 +29,16 @@ CHECKPOINTS = ("best", "last")  # the primary rule first
 def load_network(checkpoint_path: str | Path, device: torch.device | str = "cpu"):
     """Rebuild a trained network from a checkpoint written by :func:`train_network`."""
     checkpoint = torch.load(checkpoint_path, map_location=device, weights_only=False)
+    # The trained weights replace any initial ones: a pretrained encoder file is not re-read.
+    options = {**checkpoint["backbone_options"]}
+    if options.get("pretrained_path"):
+        options["pretrained_path"] = ""
     network = build_network(
-        checkpoint["backbone"], checkpoint["task_classes"], **checkpoint["backbone_options"]
+        checkpoint["backbone"],
+        checkpoint["task_classes"],
+        architecture=checkpoint["architecture"],
+        backbone_options=options,
+        architecture_options=checkpoint["architecture_options"],
     )
     network.load_state_dict(checkpoint["state_dict"])
     return network.to(device).eval(), checkpoint

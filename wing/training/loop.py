@@ -37,6 +37,7 @@ from torch.utils.data import DataLoader, Subset
 
 from wing.balancing import Step
 from wing.config import TrainConfig
+from wing.config import backbone_options as backbone_options_of
 from wing.data.dataset import WoundDataset
 from wing.data.format import IGNORE_INDEX, read_legend
 from wing.io import atomic_directory
@@ -156,24 +157,32 @@ def train_network(
     config: TrainConfig,
     seed: int,
     out_dir: Path,
+    backbone_options: dict | None = None,
 ) -> dict:
     """Train one network for ``tasks``; write into ``out_dir`` its checkpoints
     (``best_<task>.pt`` per task, ``last.pt``), ``history.csv``, ``balancer_log.csv``,
-    DVCLive logs and ``summary.json`` (also returned)."""
+    DVCLive logs and ``summary.json`` (also returned). The checkpoint records the backbone,
+    the architecture and their options, from which :func:`wing.evaluation.predict.load_network`
+    rebuilds the network."""
     seed_everything(seed, config.num_threads)
     device = select_device(config.device)
-    backbone_options = {
-        "channels": tuple(config.channels),
-        "strides": tuple(config.strides),
-        "dropout": config.dropout,
-    }
+    if backbone_options is None:
+        backbone_options = backbone_options_of(backbone, config)
     classes = task_classes(dataset_root, tasks)
-    network = build_network(backbone, classes, **backbone_options).to(device)
+    network = build_network(
+        backbone,
+        classes,
+        architecture=recipe.architecture,
+        backbone_options=backbone_options,
+        architecture_options=recipe.architecture_options,
+    ).to(device)
     spec = {
         "tasks": tasks,
         "task_classes": classes,
         "backbone": backbone,
-        "backbone_options": backbone_options,
+        "backbone_options": dict(backbone_options),
+        "architecture": recipe.architecture,
+        "architecture_options": dict(recipe.architecture_options),
         "image_size": image_size,
         "recipe": recipe.name,
         "balancer": recipe.balancer,
@@ -344,12 +353,15 @@ def train_run(
     config: TrainConfig,
     out_dir: str | Path,
     recipe: Recipe | None = None,
+    backbone_options: dict | None = None,
 ) -> dict:
     """Train every network of ``method`` (its ``recipe``; None = the default recipe of that
     name) and write the run folder atomically.
 
     The folder holds one sub-folder per network (checkpoints, DVCLive logs) and the run's
-    tidy ``history.csv``, ``balancer_log.csv`` and ``summary.json``.
+    tidy ``history.csv``, ``balancer_log.csv`` and ``summary.json``. ``backbone_options``:
+    the backbone builder's options (``Config.backbone_options``; None = those ``config``
+    gives the Attention-UNet, none for other backbones).
     """
     spec = recipe or DEFAULT_RECIPES[method]
     if spec.name != method:
@@ -376,6 +388,7 @@ def train_run(
                     config=config,
                     seed=seed,
                     out_dir=network_dir,
+                    backbone_options=backbone_options,
                 )
             )
             histories.append(pd.read_csv(network_dir / "history.csv"))

@@ -5,9 +5,12 @@
       stl:      {balancer: ew, per_task_networks: true}   # one network per task
       gradnorm: {balancer: gradnorm, options: {alpha: 1.5, learning_rate: 0.025}}
 
+      ctan:     {architecture: ctan, architecture_options: {heads: 2}, balancer: ew}
+
 The train matrix's method axis names recipes. A recipe's options are checked once, when
-params.yaml is read, against the signature of its balancer's constructor, so a new option
-is one keyword argument of the balancer and one line of params.yaml.
+params.yaml is read, against the signature of its balancer's constructor (``options``) and of
+its architecture's (``architecture_options``), so a new option is one keyword argument and
+one line of params.yaml.
 """
 
 from __future__ import annotations
@@ -18,10 +21,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wing.balancing import BALANCERS, Balancer
+from wing.models import ARCHITECTURES, options_of
 
 TASKS = ("wound", "tissue")
-ARCHITECTURES = ("hard_sharing",)  # the architecture registry comes with the backbones issue
-RECIPE_KEYS = ("balancer", "options", "architecture", "per_task_networks", "label")
+RECIPE_KEYS = (
+    "balancer",
+    "options",
+    "architecture",
+    "architecture_options",
+    "per_task_networks",
+    "label",
+)
 
 
 @dataclass(frozen=True)
@@ -30,6 +40,7 @@ class Recipe:
     balancer: str
     options: Mapping[str, Any] = field(default_factory=dict)
     architecture: str = "hard_sharing"
+    architecture_options: Mapping[str, Any] = field(default_factory=dict)
     per_task_networks: bool = False  # STL: one network per task, each with ``balancer``
     label: str = ""  # how tables and figures name it (default: the recipe name)
 
@@ -44,12 +55,38 @@ class Recipe:
 
 def balancer_options(balancer: str) -> dict[str, inspect.Parameter]:
     """The keyword options of a balancer: its constructor's parameters after ``tasks``."""
-    signature = inspect.signature(BALANCERS.get(balancer).__init__)
-    return {
-        name: parameter
-        for name, parameter in signature.parameters.items()
-        if name not in ("self", "tasks")
-    }
+    return options_of(BALANCERS.get(balancer).__init__, skip=1)
+
+
+def architecture_options(architecture: str) -> dict[str, inspect.Parameter]:
+    """The keyword options of an architecture: its constructor's parameters after
+    ``backbone`` and ``task_classes``."""
+    return options_of(ARCHITECTURES.get(architecture).__init__, skip=2)
+
+
+def check_options(where: str, options: Any, allowed: Mapping[str, inspect.Parameter], owner: str):
+    """ValueError naming ``where`` unless ``options`` is a mapping of known keyword options,
+    each of the kind of its default (bool, number, sequence, mapping or string)."""
+    if not isinstance(options, Mapping):
+        raise ValueError(f"'{where}' must be a mapping, got {options!r}")
+    bad = sorted(set(options) - set(allowed))
+    if bad:
+        raise ValueError(
+            f"'{where}' has {bad}, which {owner} does not take; "
+            f"its options: {sorted(allowed) or 'none'}"
+        )
+    for option, value in options.items():
+        default = allowed[option].default
+        if default is inspect.Parameter.empty or default is None:
+            continue
+        kinds = (bool, int | float, list | tuple, Mapping, str)
+        expected = next((kind for kind in kinds if isinstance(default, kind)), None)
+        if expected is None:
+            continue
+        if isinstance(default, bool) != isinstance(value, bool) or not isinstance(value, expected):
+            raise ValueError(
+                f"'{where}.{option}' must be like its default {default!r}, got {value!r}"
+            )
 
 
 def parse_recipe(name: str, raw: Any) -> Recipe:
@@ -66,26 +103,20 @@ def parse_recipe(name: str, raw: Any) -> Recipe:
             f"'{where}.balancer' is {balancer!r}; registered balancers: {BALANCERS.names()}"
         )
     options = raw.get("options") or {}
-    if not isinstance(options, Mapping):
-        raise ValueError(f"'{where}.options' must be a mapping, got {options!r}")
-    allowed = balancer_options(balancer)
-    bad = sorted(set(options) - set(allowed))
-    if bad:
-        raise ValueError(
-            f"'{where}.options' has {bad}, which balancer {balancer!r} does not take; "
-            f"its options: {sorted(allowed) or 'none'}"
-        )
-    for option, value in options.items():
-        default = allowed[option].default
-        if isinstance(default, bool) != isinstance(value, bool) or (
-            isinstance(default, int | float) and not isinstance(value, int | float)
-        ):
-            raise ValueError(
-                f"'{where}.options.{option}' must be like its default {default!r}, got {value!r}"
-            )
+    check_options(f"{where}.options", options, balancer_options(balancer), f"balancer {balancer!r}")
     architecture = raw.get("architecture", "hard_sharing")
     if architecture not in ARCHITECTURES:
-        raise ValueError(f"'{where}.architecture' must be one of {list(ARCHITECTURES)}")
+        raise ValueError(
+            f"'{where}.architecture' is {architecture!r}; "
+            f"registered architectures: {ARCHITECTURES.names()}"
+        )
+    network_options = raw.get("architecture_options") or {}
+    check_options(
+        f"{where}.architecture_options",
+        network_options,
+        architecture_options(architecture),
+        f"architecture {architecture!r}",
+    )
     per_task = raw.get("per_task_networks", False)
     if not isinstance(per_task, bool):
         raise ValueError(f"'{where}.per_task_networks' must be true or false")
@@ -94,6 +125,7 @@ def parse_recipe(name: str, raw: Any) -> Recipe:
         balancer=balancer,
         options=dict(options),
         architecture=architecture,
+        architecture_options=dict(network_options),
         per_task_networks=per_task,
         label=str(raw.get("label") or name),
     )
