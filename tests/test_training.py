@@ -324,3 +324,46 @@ def test_every_recipe_of_params_yaml_trains_and_resumes_its_balancer(cohort, tmp
             fresh = recipe.build_balancer(tasks)
             fresh.load_state_dict(checkpoint["balancer_state"])
         assert summary["recipe"]["name"] == name
+
+
+@pytest.mark.parametrize(
+    ("backbone", "options"),
+    [
+        ("resnet_unet", {"decoder_channels": [16, 16, 8, 8, 8]}),
+        ("segformer", {"decoder_segmentation_channels": 16}),
+    ],
+)
+@pytest.mark.parametrize("method", ["gradnorm", "ctan", "mt_ids"])
+def test_every_backbone_and_architecture_trains_through_the_loop_and_evaluates(
+    cohort, tmp_path: Path, backbone: str, options: dict, method: str
+):
+    """The loop, the checkpoint and the evaluator on each non-default backbone and each seed
+    architecture (one epoch of the tiny cohort): the checkpoint names what to rebuild, with
+    which options, and the evaluator rebuilds a network that predicts every task."""
+    from wing.config import load_config
+    from wing.evaluation.predict import load_network
+
+    recipe = load_config(Path(__file__).parents[1] / "params.yaml").recipes[method]
+    root, split = cohort
+    out = tmp_path / "run"
+    train_run(
+        method=method,
+        backbone=backbone,
+        seed=0,
+        dataset_root=root,
+        split=split,
+        image_size=32,
+        config=dataclasses.replace(TINY, epochs=1),
+        out_dir=out,
+        recipe=recipe,
+        backbone_options=options,
+    )
+    path = out / "wound+tissue" / "last.pt"
+    network, checkpoint = load_network(path)
+    assert (checkpoint["backbone"], checkpoint["architecture"]) == (backbone, recipe.architecture)
+    assert checkpoint["backbone_options"] == options
+    assert checkpoint["architecture_options"] == dict(recipe.architecture_options)
+    image = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        logits = network(image)[1]
+    assert logits["wound"].shape == (2, 2, 32, 32) and torch.isfinite(logits["tissue"]).all()
