@@ -19,17 +19,21 @@ the batch) counted from the start. A lower bound: kernel-internal scratch buffer
 from __future__ import annotations
 
 import gc
+import os
 import platform
 import random
 import statistics
 import time
 import weakref
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
+
+from wing.io import write_json
 
 
 class TensorMemoryPeak(TorchDispatchMode):
@@ -187,3 +191,41 @@ def cpu_name() -> str:
 
 def device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
+
+
+def memory_counter(device: torch.device) -> str:
+    """How the peak-memory pass counts bytes on ``device`` (the end of a JSON's
+    ``memory_measure``)."""
+    if device.type == "cuda":
+        return "torch.cuda.max_memory_allocated)"
+    return (
+        "tensor storages counted at the ATen dispatcher with a TorchDispatchMode, a lower "
+        "bound: kernel-internal scratch buffers are not seen; tracemalloc does not see "
+        "torch's CPU allocator at all)"
+    )
+
+
+def run_header(benchmark: str, device: torch.device, args) -> dict:
+    """The fields every benchmark JSON opens with: what, when, where, how many rounds."""
+    return {
+        "benchmark": benchmark,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "device": str(device),
+        "device_name": device_name(device),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "rounds": args.rounds,
+        "warmup": args.warmup,
+        "seed": args.seed,
+    }
+
+
+def record(result: dict, out: str, table: str, wall_start: float, load_start: list) -> dict:
+    """Close ``result`` with the machine's load and the wall time, write it to ``out`` and
+    print ``table``."""
+    result["load_average"] = {"start": load_start, "end": list(os.getloadavg())}
+    result["wall_seconds"] = time.perf_counter() - wall_start
+    write_json(out, result)
+    print(table)
+    print(f"wrote {out} ({result['wall_seconds']:.0f} s)")
+    return result

@@ -52,24 +52,24 @@ import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
 from _measure import (
-    device_name,
     interleaved_times,
+    memory_counter,
     module_state,
     peak_memory,
     quartiles,
     ratios,
+    record,
+    run_header,
 )
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from wing.config import SECTIONS, Config, input_multiple, load_config, resolve
-from wing.io import write_json
 from wing.models import BACKBONES, MultiTaskNetwork, build_network, count_parameters
 from wing.training.determinism import seed_everything, select_device
 from wing.training.losses import segmentation_loss
@@ -350,15 +350,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
             }
         )
     result = {
-        "benchmark": "architecture_cost",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "device": str(device),
-        "device_name": device_name(device),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "rounds": args.rounds,
-        "warmup": args.warmup,
-        "seed": args.seed,
+        **run_header("architecture_cost", device, args),
         "image_size": size,
         "batch_size": batch,
         "backbones": options,
@@ -375,22 +367,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
         else (
             "separate untimed pass, one step per subject: peak live tensor bytes of the step "
             "(own parameters, gradients, Adam state and the batch included; STL pair: both "
-            "networks held and stepped back to back, and each alone; "
-            + (
-                "torch.cuda.max_memory_allocated)"
-                if device.type == "cuda"
-                else "tensor storages counted at the ATen dispatcher with a TorchDispatchMode, "
-                "a lower bound: kernel-internal scratch buffers are not seen)"
-            )
+            "networks held and stepped back to back, and each alone; " + memory_counter(device)
         ),
         "rows": rows,
-        "load_average": {"start": load_start, "end": list(os.getloadavg())},
-        "wall_seconds": time.perf_counter() - wall_start,
     }
-    write_json(args.out, result)
-    print(format_table(result))
-    print(f"wrote {args.out} ({result['wall_seconds']:.0f} s)")
-    return result
+    return record(result, args.out, format_table(result), wall_start, load_start)
 
 
 def format_table(result: dict) -> str:

@@ -35,24 +35,24 @@ import time
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
 import torch
 import yaml
 from _measure import (
-    device_name,
     interleaved_times,
+    memory_counter,
     module_state,
     peak_memory,
     quartiles,
     ratios,
+    record,
+    run_header,
 )
 
 from wing.balancing import Balancer, Step
 from wing.config import load_config, resolve
-from wing.io import write_json
 from wing.models import build_network, count_parameters
 from wing.training.determinism import seed_everything, select_device
 from wing.training.loop import _task_losses, frozen_batchnorm_statistics, validation_losses
@@ -285,16 +285,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
             else ("met" if ratio <= target else "missed"),
         }
     result = {
-        "benchmark": "balancer_step",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "device": str(device),
-        "device_name": device_name(device),
-        "torch": torch.__version__,
+        **run_header("balancer_step", device, args),
         "torchjd": version("torchjd"),
-        "threads": torch.get_num_threads(),
-        "rounds": args.rounds,
-        "warmup": args.warmup,
-        "seed": args.seed,
         "image_size": size,
         "batch_size": batch,
         "backbone": BACKBONE,
@@ -308,23 +300,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
         else (
             "separate untimed pass, one step per method: peak live tensor bytes of the step "
             "(own parameters, gradients, optimiser and balancer state and the batch included; "
-            + (
-                "torch.cuda.max_memory_allocated)"
-                if device.type == "cuda"
-                else "tensor storages counted at the ATen dispatcher with a TorchDispatchMode, "
-                "a lower bound: kernel-internal scratch buffers are not seen; tracemalloc "
-                "does not see torch's CPU allocator at all)"
-            )
+            + memory_counter(device)
         ),
         "order": list(recipes),
         "methods": methods,
-        "load_average": {"start": load_start, "end": list(os.getloadavg())},
-        "wall_seconds": time.perf_counter() - wall_start,
     }
-    write_json(args.out, result)
-    print(format_table(result))
-    print(f"wrote {args.out} ({result['wall_seconds']:.0f} s)")
-    return result
+    return record(result, args.out, format_table(result), wall_start, load_start)
 
 
 def format_table(result: dict) -> str:

@@ -92,3 +92,28 @@ def pytest_report_header(config) -> str:
     found = "found" if SHARED_DATA.is_dir() else "ABSENT: real-data tests skip"
     required = " (required: WING_REQUIRE_SHARED_DATA=1)" if REQUIRE_SHARED_DATA else ""
     return f"wing public data: {SHARED_DATA} {found}{required}"
+
+
+def cut_gradients(shared, representation, loss):
+    """The network contract's cut property (wing.models.base), as two gradient lists on the
+    ``shared`` parameters: ``loss``'s plain gradients, and those obtained by back-propagating
+    it to the ``representation`` (a tensor or tuple) and from there into ``shared``. Equal
+    when the representation is a cut. Parameters a route does not reach give zeros."""
+    import torch
+
+    z = tuple(representation) if isinstance(representation, list | tuple) else (representation,)
+    grads = torch.autograd.grad(loss, z, retain_graph=True, allow_unused=True)
+    reached = [(zk, gk) for zk, gk in zip(z, grads, strict=True) if gk is not None]
+    through = torch.autograd.grad(
+        [zk for zk, _ in reached],
+        shared,
+        grad_outputs=[gk for _, gk in reached],
+        retain_graph=True,
+        allow_unused=True,
+    )
+    plain = torch.autograd.grad(loss, shared, retain_graph=True, allow_unused=True)
+    zero = lambda p, g: torch.zeros_like(p) if g is None else g  # noqa: E731
+    return (
+        [zero(p, g) for p, g in zip(shared, plain, strict=True)],
+        [zero(p, g) for p, g in zip(shared, through, strict=True)],
+    )

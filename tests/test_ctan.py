@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import cut_gradients
 from wing.models import build_network, count_parameters
 from wing.models.ctan import CrossTaskAttention
 from wing.training.losses import segmentation_loss
@@ -96,20 +97,8 @@ def test_representation_is_a_cut_between_shared_and_task_parameters(exchange_sta
     shared = network.shared_parameters()
     for task in CLASSES:
         representation, losses = losses_of(network, image, targets)
-        z = tuple(representation)
-        grads = torch.autograd.grad(losses[task], z, retain_graph=True, allow_unused=True)
-        reached = [(zk, gk) for zk, gk in zip(z, grads, strict=True) if gk is not None]
-        through = torch.autograd.grad(
-            [zk for zk, _ in reached],
-            shared,
-            grad_outputs=[gk for _, gk in reached],
-            retain_graph=True,
-            allow_unused=True,
-        )
-        direct = torch.autograd.grad(losses[task], shared, allow_unused=True)
-        for p, a, b in zip(shared, through, direct, strict=True):
-            a = torch.zeros_like(p) if a is None else a
-            b = torch.zeros_like(p) if b is None else b
+        plain, through = cut_gradients(shared, tuple(representation), losses[task])
+        for a, b in zip(through, plain, strict=True):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
     # W, the last shared layer, is shared and directly below the representation
     last = {id(p) for p in network.last_shared_parameters()}

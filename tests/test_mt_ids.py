@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch.nn import functional
 
+from conftest import cut_gradients
 from wing.models import build_network, mt_ids
 from wing.models.mt_ids import GatedExpertsNetwork
 
@@ -138,18 +139,7 @@ def _cut_gradients(net, task, tasks=TASKS):
     double precision (the two routes sum the same terms in a different order)."""
     net.double()
     representation, losses = task_losses(net, tasks, torch.float64)
-    shared = net.shared_parameters()
-    net.zero_grad()
-    losses[task].backward(retain_graph=True)
-    plain = [p.grad.clone() for p in shared]
-    net.zero_grad()
-    grads = torch.autograd.grad(losses[task], representation, retain_graph=True, allow_unused=True)
-    reached = [(r, g) for r, g in zip(representation, grads, strict=True) if g is not None]
-    torch.autograd.backward(
-        [r for r, _ in reached], grad_tensors=[g for _, g in reached], inputs=shared
-    )
-    through = [p.grad.clone() for p in shared]
-    return plain, through
+    return cut_gradients(net.shared_parameters(), representation, losses[task])
 
 
 @pytest.mark.parametrize("options", [{}, {"spatial_gate": True, "gate": "flat"}])

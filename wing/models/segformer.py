@@ -9,15 +9,15 @@ Transformer (3.7 M parameters with this decoder).
 A thin wrapper over the library's ``Segformer("mit_b0")``: the library builds, initialises
 and computes the network; this module only opens the seam between its encoder and its
 decoder that the contract in :mod:`wing.models.base` asks for. The encoder's features are
-the four Transformer stages (strides 4 to 32), without the library's image and zero-channel
-stride-2 placeholder. The decoder is the all-MLP head: ``begin`` maps each feature to
-``decoder_segmentation_channels`` with a per-pixel linear layer and resizes it (bilinear) to
-the stride-4 grid, coarsest first; its one ``stage`` fuses their concatenation with a 1x1
-convolution, batch norm and ReLU; ``end`` upsamples the result four times (bilinear, corners
-aligned, as the library's segmentation head does) so the representation is at input
-resolution. ``stage`` equals the library's ``model.decoder(model.encoder(x))`` bit for bit,
-``end`` its head's upsampling (tested). No weights are downloaded: ``pretrained_path`` loads
-a local file into the encoder.
+the four Transformer stages (strides 4 to 32), without the two the library puts first (the
+image itself and an empty zero-channel stride-2 map). The decoder is the all-MLP head:
+``begin`` maps each feature to ``decoder_segmentation_channels`` with a per-pixel linear
+layer and resizes it (bilinear) to the stride-4 grid, coarsest first; its one ``stage``
+fuses their concatenation with a 1x1 convolution, batch norm and ReLU; ``end`` upsamples the
+result four times (bilinear, corners aligned, as the library's segmentation head does) so
+the representation is at input resolution. ``stage`` equals the library's
+``model.decoder(model.encoder(x))`` bit for bit, ``end`` its head's upsampling (tested). No
+weights are downloaded: ``pretrained_path`` loads a local file into the encoder.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class SegformerEncoder(Encoder):
     def __init__(self, mit: nn.Module):
         super().__init__()
         self.mit = mit
-        # the library's first two outputs are the image and a zero-channel stride-2 placeholder
+        # the library's first two outputs are the image and an empty (zero-channel) stride-2 map
         self.channels = tuple(mit.out_channels[2:])
 
     def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
