@@ -20,7 +20,8 @@ from wing.statistics.claims import (
     judge_comparison,
     judge_convergence,
 )
-from wing.statistics.paired import compare_to_reference, delta_mtl
+from wing.statistics.interaction import backbone_interaction
+from wing.statistics.paired import compare_to_reference, delta_mtl, patient_level
 
 N_BOOT = 400
 EMPTY = pd.DataFrame()
@@ -372,3 +373,100 @@ def test_claims_refuse_image_level_comparisons():
     images = compare_to_reference(scores, n_boot=N_BOOT, unit="image")
     with pytest.raises(ValueError, match="patient"):
         claims_table(images, None, None, None)
+
+
+# --- claim (4): every backbone, with the method x backbone interaction ---------------------------
+
+GAIN = np.linspace(0.03, 0.06, 8)  # consistent: (2a) supported
+NOISY = np.array([0.2, -0.15, 0.18, -0.12, 0.15, -0.1, 0.1, -0.08])  # mean +0.0225, (2a) not
+SHIFTED = GAIN - 0.04 + 0.002 * (-1) ** np.arange(8)  # mean +0.005, far below GAIN everywhere
+
+
+def _two_backbones(resnet: np.ndarray, segformer: np.ndarray) -> pd.DataFrame:
+    """gradnorm minus ew is ``resnet`` per patient on one backbone, ``segformer`` on the other."""
+    return pd.concat(
+        [
+            _scores({"ew": resnet}, backbone="resnet"),
+            _scores({"ew": segformer}, backbone="segformer"),
+        ]
+    )
+
+
+def _backbone_rows(scores: pd.DataFrame, with_interaction: bool = True) -> pd.DataFrame:
+    interaction = backbone_interaction(patient_level(scores, "dice")) if with_interaction else None
+    table = _claims(scores, interaction=interaction)
+    return table[table["claim_id"] == "4"].set_index("backbone")
+
+
+def test_backbone_claim_supported_on_every_backbone():
+    rows = _backbone_rows(_two_backbones(GAIN, GAIN))
+    assert list(rows["verdict"]) == [SUPPORTED] * 3
+    assert rows.loc["all", "reason"] == "claim (2a) supported on every backbone"
+    assert rows.loc["all", "headline"] and not rows.loc["resnet", "headline"]
+    # Route (a) needs no interaction table: today's callers keep today's verdict.
+    assert _backbone_rows(_two_backbones(GAIN, GAIN), False).loc["all", "verdict"] == SUPPORTED
+
+
+def test_backbone_claim_supported_by_same_sign_and_no_interaction():
+    scores = _two_backbones(GAIN, NOISY)
+    rows = _backbone_rows(scores)
+    assert rows.loc["resnet", "verdict"] == SUPPORTED
+    assert rows.loc["segformer", "verdict"] == NO_DIFFERENCE
+    overall = rows.loc["all"]
+    assert overall["verdict"] == SUPPORTED
+    assert "supported on 1 of 2 backbones" in overall["reason"]
+    assert (
+        "resnet: (2a) supported; segformer: (2a) no significant difference" in (overall["evidence"])
+    )
+    assert "wound: mean difference resnet +0.045, segformer +0.023" in overall["evidence"]
+    assert "interaction F(1, 7) = 0.18, p_Holm 1.000" in overall["evidence"]
+    assert "p_Holm >= 0.05" in overall["rule"]
+    # Without the interaction table, route (b) is closed.
+    without = _backbone_rows(scores, False).loc["all"]
+    assert without["verdict"] == NO_DIFFERENCE
+    assert "no backbone interaction table" in without["reason"]
+
+
+def test_backbone_claim_no_difference_when_the_signs_differ():
+    overall = _backbone_rows(_two_backbones(GAIN, -NOISY)).loc["all"]
+    assert overall["verdict"] == NO_DIFFERENCE
+    assert "wound mean difference not > 0 on segformer" in overall["reason"]
+    assert "significant (" not in overall["reason"]  # the interaction itself is not
+
+
+def test_backbone_claim_no_difference_when_the_interaction_is_significant():
+    overall = _backbone_rows(_two_backbones(GAIN, SHIFTED)).loc["all"]
+    assert overall["verdict"] == NO_DIFFERENCE
+    assert "wound interaction significant (p_Holm < 0.001)" in overall["reason"]
+    assert "not > 0" not in overall["reason"]  # both backbones gain on average
+
+
+def test_backbone_claim_no_difference_when_the_interaction_is_not_assessed():
+    # The backbones were tested on different patients: none is common, no interaction test.
+    scores = _two_backbones(GAIN, NOISY)
+    on_segformer = scores["backbone"] == "segformer"
+    scores.loc[on_segformer, "patient_id"] = "other_" + scores.loc[on_segformer, "patient_id"]
+    overall = _backbone_rows(scores).loc["all"]
+    assert overall["verdict"] == NO_DIFFERENCE
+    assert "wound interaction not assessed: 0 patient(s) common" in overall["reason"]
+
+
+def test_backbone_claim_contradicted_when_contradicted_somewhere_and_supported_nowhere():
+    rows = _backbone_rows(_two_backbones(-GAIN, NOISY))
+    assert rows.loc["resnet", "verdict"] == CONTRADICTED
+    assert rows.loc["all", "verdict"] == CONTRADICTED
+    mixed = _backbone_rows(_two_backbones(-GAIN, GAIN)).loc["all"]
+    assert mixed["verdict"] == NO_DIFFERENCE and "contradicted on others" in mixed["reason"]
+
+
+def test_backbone_claim_not_assessed_with_one_backbone_or_too_few_patients():
+    one = _claims(_scores({"ew": GAIN}, backbone="resnet"))
+    row = _headline(one, "4")
+    assert row["verdict"] == NOT_ASSESSED and "only 1 backbone (resnet)" in row["reason"]
+    # One patient per backbone: (2a) is not assessed anywhere, nor is the interaction.
+    scores = _two_backbones(GAIN[:1], NOISY[:1])
+    interaction = backbone_interaction(patient_level(scores, "dice"))
+    assert interaction["status"].str.startswith("not assessed").all()
+    rows = _backbone_rows(scores)
+    assert set(rows["verdict"]) == {NOT_ASSESSED}
+    assert rows.loc["all", "reason"] == "claim (2a) not assessed on any backbone"

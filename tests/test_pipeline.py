@@ -104,6 +104,7 @@ def test_repro_produces_every_result(project: Path):
         "compare/hd95_summary.csv",
         "compare/convergence.csv",
         "compare/convergence_comparison.csv",
+        "compare/backbone_interaction.csv",
         "compare/parameters.csv",
         "figures/critical_difference_wound.png",
         "figures/critical_difference_tissue_mean.png",

@@ -12,6 +12,7 @@ from wing.report import (
     analysis_unit,
     architecture_cost_table,
     balancer_cost_table,
+    claim_rules,
     label_agreement,
     ours_in_percent,
     recipe_table,
@@ -83,6 +84,13 @@ def test_recipe_table_names_each_method_of_the_matrix_with_its_family_and_option
     assert table.loc["gradnorm", "family"] == "loss weighting"
     assert table.loc["pcgrad", "family"] == "gradient aggregation"
     assert table.loc["mt_cool", "options"] == "radius=0.05, period=1"
+
+
+def test_claim_rules_state_the_backbone_rule_at_the_run_s_significance():
+    config = load_config(ROOT / "params.yaml", overrides={"compare": {"significance": 0.01}})
+    rules = claim_rules(config)
+    assert "<b>Claim (4).</b>" in rules and "interaction" in rules
+    assert "(p_Holm &gt;= 0.01)" in rules and "{significance}" not in rules
 
 
 def test_assessed_and_not_assessed_claims_split_the_headline_rows():

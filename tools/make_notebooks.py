@@ -153,6 +153,10 @@ matched-pairs rank-biserial). Δ-MTL against STL with a patient-level bootstrap 
 patient and image), the Friedman test across all methods with a post-hoc test and a
 critical-difference diagram, every method at its last epoch, and HD95.
 
+**Backbones (claim 4).** WING-MTL minus EW per patient on each backbone, and whether it depends
+on the backbone: a repeated-measures ANOVA of the difference over backbones (the method ×
+backbone interaction; subject = patient) with Friedman's test beside it.
+
 **Claims.** Each of the paper's claims gets a verdict by the written rule of
 `wing.statistics.claims`, saved as `claims.csv`; the report only renders it."""),
         params('params_path = "params.yaml"'),
@@ -168,6 +172,7 @@ from wing.io import save_figure, write_csv, write_text
 from wing.paths import COMPARE, EVALUATION, FIGURES
 from wing.statistics.claims import claims_table
 from wing.statistics.convergence import convergence_comparison, convergence_table
+from wing.statistics.interaction import backbone_interaction
 from wing.statistics.mixed import mixed_model_comparison
 from wing.statistics.paired import compare_to_reference, delta_mtl, patient_level, summary_table
 from wing.statistics.ranking import average_ranks, friedman_test, posthoc
@@ -212,6 +217,11 @@ friedman"""),
         new_code_cell("""for target in PRIMARY:
     figure = plot_ranking(ranks[ranks.target == target], pairs[pairs.target == target], friedman[friedman.target == target], title=f"{target} ({c.metric}), average rank over patients", alpha=c.significance)
     save_figure(FIGURES / f"critical_difference_{target}.png", figure)"""),
+        new_markdown_cell(
+            "## Claim (4): WING-MTL − EW on each backbone and the method × backbone interaction, by patient"
+        ),
+        new_code_cell("""interaction = save_table("backbone_interaction", backbone_interaction(patients, reference=c.reference, comparator="ew", targets=PRIMARY, metric=c.metric))
+interaction.round(4)"""),
         new_markdown_cell("## Secondary: every method at its last epoch"),
         new_code_cell("""save_table("summary_last_epoch", summary_table(scores, metric=c.metric, n_boot=c.n_boot, seed=c.seed, checkpoint="last"))
 save_table("paired_tests_last_epoch", compare_to_reference(scores, reference=c.reference, metric=c.metric, n_boot=c.n_boot, seed=c.seed, checkpoint="last")).round(4)"""),
@@ -229,6 +239,7 @@ costs[["backbone", "method", "seed", "networks", "parameters", "best_epochs", "e
         new_code_cell("""claims = save_table("claims", claims_table(
     paired, convergence, delta, costs, reference=c.reference, test=c.test, significance=c.significance,
     methods_run=config.train.methods, window=c.convergence_window, tolerance=c.convergence_tolerance,
+    interaction=interaction,
 ))
 claims[claims.headline][["claim", "verdict", "reason"]]"""),
         new_markdown_cell("## Figures"),

@@ -221,7 +221,7 @@ def claim_rules(config: Config) -> str:
             "Claim (3)",
             CONVERGENCE_RULE.format(tolerance=c.convergence_tolerance, window=c.convergence_window),
         ),
-        ("Claim (4)", BACKBONE_RULE),
+        ("Claim (4)", BACKBONE_RULE.format(significance=c.significance)),
         ("Claim (5)", PARAMETER_RULE),
         ("Δ-MTL", DELTA_RULE),
     ]
@@ -403,6 +403,7 @@ def build_report(
         hd95=_table(read("hd95_summary")),
         convergence=_table(read("convergence")),
         convergence_comparison=_table(read("convergence_comparison")),
+        backbone_interaction=_table(read("backbone_interaction")),
         parameters=_table(
             parameters.assign(mean_step_seconds=parameters["mean_step_seconds"].round(4))
         ),

@@ -1,5 +1,5 @@
 """Statistics: patient-level paired comparisons, the claim rule, a mixed model, ranks,
-summaries, Delta-MTL and convergence."""
+summaries, Delta-MTL, convergence and the method x backbone interaction."""
 
 from wing.statistics.claims import (
     CLAIM_COLUMNS,
@@ -15,6 +15,7 @@ from wing.statistics.convergence import (
     convergence_summary,
     convergence_table,
 )
+from wing.statistics.interaction import backbone_interaction
 from wing.statistics.mixed import mixed_model_comparison
 from wing.statistics.paired import (
     bootstrap_mean_ci,
@@ -44,6 +45,7 @@ __all__ = [
     "CLAIM_COLUMNS",
     "VERDICTS",
     "average_ranks",
+    "backbone_interaction",
     "bootstrap_mean_ci",
     "bootstrap_median_ci",
     "claims_table",

@@ -32,10 +32,14 @@ contradicted and none is supported; not assessed iff every row is not assessed; 
 significant difference. ``headline`` marks the row that states the claim's verdict.
 
 Claim (3), same-epoch convergence, is judged by a descriptive rule over seeds
-(:func:`judge_convergence`); claim (4) needs two or more backbones and asks for claim (2a) on
-each; claim (5), parameter efficiency, is a design property of the architecture, not a finding;
-claim (6), longitudinal tracking of healing, has no analysis in this compendium yet. The
-Delta-MTL row (Maninis et al. 2019) reads its patient-bootstrap interval.
+(:func:`judge_convergence`); claim (4) needs two or more backbones and reads claim (2a) on each
+beside the method x backbone interaction test of
+:func:`wing.statistics.interaction.backbone_interaction` (:data:`BACKBONE_RULE`): the gain
+holds on every backbone if (2a) is supported on each, or if it is supported on one, the mean
+gain is positive on every backbone and the interaction is not significant; claim (5),
+parameter efficiency, is a design property of the architecture, not a finding; claim (6),
+longitudinal tracking of healing, has no analysis in this compendium yet. The Delta-MTL row
+(Maninis et al. 2019) reads its patient-bootstrap interval.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from wing.statistics.convergence import convergence_comparison
+from wing.statistics.interaction import ASSESSED
 from wing.statistics.paired import COMPARISON_COLUMNS, method_order
 
 SUPPORTED = "supported"
@@ -126,9 +131,17 @@ CONVERGENCE_RULE = (
 )
 BACKBONE_RULE = (
     "Needs two or more backbones (not assessed otherwise). Per backbone, the verdict of claim "
-    "(2a), WING-MTL against equal weighting over the primary targets; supported iff supported "
-    "on every backbone; contradicted iff contradicted on some backbone and supported on none; "
-    "otherwise no significant difference."
+    "(2a), WING-MTL against equal weighting over the primary targets (combined as for several "
+    "rows). Beside it, the backbone interaction: per primary target, a one-way "
+    "repeated-measures ANOVA over backbones of each patient's WING-MTL minus equal-weighting "
+    "difference (the patients common to every backbone; equivalently the method x backbone "
+    "interaction), Holm-corrected over the primary targets. supported iff (2a) is contradicted "
+    "on no backbone and either (a) (2a) is supported on every backbone, or (b) (2a) is "
+    "supported on at least one backbone and, on every primary target, the mean patient-level "
+    "difference is > 0 on every backbone and the interaction was tested and is not significant "
+    "(p_Holm >= {significance}). contradicted iff (2a) is contradicted on some backbone and "
+    "supported on none. not assessed iff (2a) is not assessed on every backbone. Otherwise no "
+    "significant difference."
 )
 PARAMETER_RULE = (
     "Design property of the architecture, not a finding: parameters of WING-MTL (one shared "
@@ -388,20 +401,110 @@ def _convergence_claim(
     return _with_overall("3", rows, rule)
 
 
-def _backbone_claim(claim_2a: list[dict], backbones: list[str]) -> list[dict]:
+def _interaction_route(
+    interaction: pd.DataFrame | None,
+    backbones: list[str],
+    targets: Sequence[str],
+    significance: float,
+) -> tuple[list[str], str]:
+    """Route (b) of :data:`BACKBONE_RULE` on the interaction table: what fails it (nothing
+    when the gain is positive on every backbone and target and no interaction is significant)
+    and the evidence."""
+    if interaction is None or interaction.empty:
+        return ["no backbone interaction table"], "none"
+    failures, parts = [], []
+    for target in targets:
+        rows = interaction[interaction["target"] == target]
+        if rows.empty:
+            failures.append(f"no interaction row for {target}")
+            parts.append(f"{target}: no row")
+            continue
+        first = rows.iloc[0]
+        means = dict(zip(rows["backbone"], rows["mean_difference"], strict=True))
+        shown = ", ".join(f"{b} {_fmt(means.get(b, np.nan))}" for b in backbones)
+        not_positive = [b for b in backbones if not means.get(b, np.nan) > 0]
+        if not_positive:
+            failures.append(f"{target} mean difference not > 0 on {', '.join(not_positive)}")
+        if first["status"] != ASSESSED:
+            failures.append(f"{target} interaction {first['status']}")
+            parts.append(f"{target}: mean difference {shown}; interaction {first['status']}")
+            continue
+        p = first["p_anova_holm"]
+        if not p >= significance:
+            failures.append(f"{target} interaction significant (p_Holm {_fmt_p(p)})")
+        parts.append(
+            f"{target}: mean difference {shown}; interaction F({first['ddof1']}, "
+            f"{first['ddof2']}) = {first['F']:.2f}, p_Holm {_fmt_p(p)} ({first['n_patients']} "
+            f"patients; Friedman p {_fmt_p(first['p_friedman'])})"
+        )
+    return failures, "; ".join(parts)
+
+
+def _backbone_verdict(verdicts: list[str], failures: list[str]) -> tuple[str, str]:
+    """Claim (4)'s verdict from (2a)'s verdict on each backbone and what fails route (b)."""
+    supported, n = verdicts.count(SUPPORTED), len(verdicts)
+    if all(v == NOT_ASSESSED for v in verdicts):
+        return NOT_ASSESSED, "claim (2a) not assessed on any backbone"
+    if CONTRADICTED in verdicts:
+        if not supported:
+            return CONTRADICTED, "claim (2a) contradicted on some backbone, supported on none"
+        return NO_DIFFERENCE, "claim (2a) supported on some backbones, contradicted on others"
+    if supported == n:
+        return SUPPORTED, "claim (2a) supported on every backbone"
+    if not supported:
+        return NO_DIFFERENCE, "claim (2a) supported on no backbone"
+    if not failures:
+        return SUPPORTED, (
+            f"claim (2a) supported on {supported} of {n} backbones; on every primary target the "
+            "mean gain is positive on every backbone and the backbone interaction is not "
+            "significant"
+        )
+    why = "; ".join(failures)
+    return NO_DIFFERENCE, f"claim (2a) supported on {supported} of {n} backbones; {why}"
+
+
+def _backbone_claim(
+    claim_2a: list[dict],
+    backbones: list[str],
+    interaction: pd.DataFrame | None = None,
+    targets: Sequence[str] = PRIMARY_TARGETS,
+    significance: float = 0.05,
+) -> list[dict]:
+    """Rows of claim (4) (:data:`BACKBONE_RULE`): one per backbone with its (2a) verdict, and
+    the overall row, from (2a)'s per-backbone rows and the
+    :func:`~wing.statistics.interaction.backbone_interaction` table."""
+    rule = BACKBONE_RULE.format(significance=significance)
     if len(backbones) < 2:
         reason = (
             f"only {len(backbones)} backbone ({', '.join(map(str, backbones)) or 'none'}) was "
             "run; the claim needs ResNet- and Transformer-based backbones"
         )
-        return [_row("4", NOT_ASSESSED, reason, BACKBONE_RULE)]
+        return [_row("4", NOT_ASSESSED, reason, rule)]
     rows = []
     for backbone in backbones:
         verdicts = [r["verdict"] for r in claim_2a if r["backbone"] == backbone]
         verdict = combine_verdicts(verdicts)
         reason = f"claim (2a) on {backbone}: {verdict}" if verdicts else "ew not compared"
-        rows.append(_row("4", verdict, reason, BACKBONE_RULE, backbone=backbone, comparator="ew"))
-    return _with_overall("4", rows, BACKBONE_RULE, "ew")
+        rows.append(_row("4", verdict, reason, rule, backbone=backbone, comparator="ew"))
+    failures, interaction_evidence = _interaction_route(
+        interaction, backbones, targets, significance
+    )
+    verdict, reason = _backbone_verdict([r["verdict"] for r in rows], failures)
+    per_backbone = "; ".join(f"{r['backbone']}: (2a) {r['verdict']}" for r in rows)
+    overall = _row(
+        "4",
+        verdict,
+        reason,
+        rule,
+        comparator="ew",
+        evidence=f"{per_backbone}. Backbone interaction: {interaction_evidence}",
+        unit="patients",
+        **{
+            k: max((r[k] for r in claim_2a if not pd.isna(r[k])), default=pd.NA)
+            for k in ("n_units", "n_patients", "n_images")
+        },
+    )
+    return [*({**r, "headline": False} for r in rows), overall]
 
 
 def _parameter_claim(parameters: pd.DataFrame | None, reference: str) -> list[dict]:
@@ -482,6 +585,7 @@ def claims_table(
     targets: Sequence[str] = PRIMARY_TARGETS,
     window: int = 0,
     tolerance: float = 0.0,
+    interaction: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Every claim of the paper judged on this run's tables, by the rules of this module.
 
@@ -493,6 +597,8 @@ def claims_table(
     used to tell a comparator that was not run from one that has no scores. ``test`` and
     ``significance`` are ``compare.test`` and ``compare.significance``; ``window`` and
     ``tolerance`` are ``compare.convergence_window`` and ``compare.convergence_tolerance``.
+    ``interaction``: :func:`~wing.statistics.interaction.backbone_interaction` of the reference
+    against ``ew`` (without it, claim (4) can only be supported on every backbone's (2a)).
     Columns :data:`CLAIM_COLUMNS`; claims in the order (1), (2a), (2b), (3), (4), (5), (6),
     Delta-MTL; every claim has exactly one ``headline`` row.
     """
@@ -520,7 +626,12 @@ def claims_table(
     rows += _convergence_claim(convergence, reference, window, tolerance)
     backbones = [b for t in tables if "backbone" in t for b in t["backbone"].unique()]
     claim_2a = [r for r in rows if r["claim_id"] == "2a" and r["backbone"] != ALL]
-    rows += _backbone_claim(claim_2a, list(dict.fromkeys(backbones)))
+    if interaction is not None and not interaction.empty:
+        ours = (interaction["reference"] == reference) & (interaction["comparator"] == "ew")
+        interaction = interaction[ours]
+    rows += _backbone_claim(
+        claim_2a, list(dict.fromkeys(backbones)), interaction, targets, significance
+    )
     rows += _parameter_claim(parameters, reference)
     rows.append(_row("6", NOT_ASSESSED, "no longitudinal analysis in this run", LONGITUDINAL_RULE))
     rows += _delta_claim(delta, reference)
