@@ -34,6 +34,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from wing.io import write_json
+from wing.training.determinism import seed_everything, select_device
 
 
 class TensorMemoryPeak(TorchDispatchMode):
@@ -191,6 +192,19 @@ def cpu_name() -> str:
 
 def device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
+
+
+def timing_device(name: str, seed: int, threads: int) -> torch.device:
+    """Seed as the trainer does and pick the device. On CUDA the benchmarks only time steps,
+    so ops without a deterministic CUDA kernel (bilinear upsampling's backward, the 2-D
+    negative log-likelihood) warn instead of stopping the run; what the training stages
+    promise on a GPU is not decided here."""
+    seed_everything(seed, threads)
+    device = select_device(name)
+    if device.type == "cuda":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    return device
 
 
 def memory_counter(device: torch.device) -> str:

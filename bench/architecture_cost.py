@@ -66,12 +66,12 @@ from _measure import (
     ratios,
     record,
     run_header,
+    timing_device,
 )
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from wing.config import SECTIONS, Config, input_multiple, load_config, resolve
 from wing.models import BACKBONES, MultiTaskNetwork, build_network, count_parameters
-from wing.training.determinism import seed_everything, select_device
 from wing.training.losses import segmentation_loss
 from wing.training.methods import Recipe
 
@@ -276,8 +276,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         if size % multiple:
             raise SystemExit(f"--image-size {size}: {backbone} needs a multiple of {multiple}")
 
-    seed_everything(args.seed, args.threads)
-    device = select_device(args.device)
+    device = timing_device(args.device, args.seed, args.threads)
     images = torch.rand(batch, 3, size, size, device=device)
     targets = {
         task: torch.randint(0, n, (batch, size, size), device=device)

@@ -49,12 +49,12 @@ from _measure import (
     ratios,
     record,
     run_header,
+    timing_device,
 )
 
 from wing.balancing import Balancer, Step
 from wing.config import load_config, resolve
 from wing.models import build_network, count_parameters
-from wing.training.determinism import seed_everything, select_device
 from wing.training.loop import _task_losses, frozen_batchnorm_statistics, validation_losses
 from wing.training.methods import TASKS, Recipe
 
@@ -225,8 +225,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if args.strides:
         backbone_options["strides"] = tuple(args.strides)
 
-    seed_everything(args.seed, args.threads)
-    device = select_device(args.device)
+    device = timing_device(args.device, args.seed, args.threads)
     size, batch = args.image_size, args.batch_size
     images = torch.rand(batch, 3, size, size, device=device)
     targets = {
