@@ -1,6 +1,8 @@
 """Benchmark: cost of one training step of every recipe in params.yaml against equal weighting.
 
-Every shared-network recipe (``recipes:`` in params.yaml, ``per_task_networks`` false) gets
+Only recipes on hard sharing are timed here, so a ratio measures the balancer alone; the
+seed architectures' cost (CTAN, MT-IDS) is ``bench/architecture_cost.py``'s. Every
+shared-network recipe (``recipes:`` in params.yaml, ``per_task_networks`` false) gets
 its own copy of the same Attention-UNet (the quick profile's channels and strides, the same
 initial weights) and takes full training steps exactly as ``wing.training.loop`` takes them:
 forward, the task losses, ``balancer.backward(losses, Step(...))`` with the trainer's
@@ -216,7 +218,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
     wall_start = time.perf_counter()
     load_start = list(os.getloadavg())  # 1, 5, 15 min: other work on the machine
     params = Path(args.params)
-    recipes = load_config(params).recipes
+    recipes = {
+        name: recipe
+        for name, recipe in load_config(params).recipes.items()
+        if recipe.architecture == "hard_sharing"
+    }
     if REFERENCE not in recipes:
         raise SystemExit(f"{params}: no {REFERENCE!r} recipe to compare against")
     backbone_options = quick_backbone_options(params)

@@ -295,3 +295,28 @@ def test_equal_weighting_ignores_start():
     balancer = EqualWeighting(TASKS)
     balancer.start({"wound": 1.0, "tissue": 2.0})
     assert balancer.weights() == {"wound": 1.0, "tissue": 1.0}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gradnorm_steps_with_network_and_weights_on_the_gpu():
+    """The trainer moves the balancer to the network's device: the task weights, the
+    per-task norms and the loss ratios must meet there (found on an H100)."""
+    network, image, targets = attention_unet_problem()
+    device = torch.device("cuda")
+    network = network.to(device)
+    image = image.to(device)
+    targets = {t: v.to(device) for t, v in targets.items()}
+    balancer = GradNorm(TASKS, alpha=1.5, learning_rate=0.1).to(device)
+    balancer.start({"wound": 1.2, "tissue": 2.5})
+    z, losses = unet_losses(network, image, targets)
+    step = Step(
+        network.shared_parameters(),
+        network.task_parameters(),
+        network.last_shared_parameters(),
+        z,
+    )
+    before = balancer.task_weights.detach().clone()
+    balancer.backward(losses, step)
+    assert balancer.task_weights.device.type == "cuda"
+    assert not torch.equal(balancer.task_weights.detach(), before)
+    assert float(balancer.task_weights.sum()) == pytest.approx(len(TASKS))

@@ -119,14 +119,15 @@ class GradNorm(OwnOptimiser, Balancer):
                 torch.sqrt(sum((g.detach() ** 2).sum() for g in grads if g is not None))
                 for grads in task_grads
             ]
-        ).cpu()  # the task weights live on the CPU: T numbers, whatever the device
+        ).to(self.task_weights.device)  # T numbers, beside the task weights (CPU or GPU)
 
         # The weights: d L_grad / d w only (Eq. 2), then renormalise to sum T.
         for t in present:  # fallback: L_i(0) not set by start()
             self.initial_losses.setdefault(t, max(float(losses[t].detach()), 1e-12))
         if len(present) >= 2:
             ratios = torch.tensor(
-                [float(losses[t].detach()) / self.initial_losses[t] for t in present]
+                [float(losses[t].detach()) / self.initial_losses[t] for t in present],
+                device=self.task_weights.device,
             )
             inverse_rate = ratios / ratios.mean()
             grad_norms = self.task_weights[index] * norms
