@@ -193,7 +193,7 @@ def scripted_validation(monkeypatch, script: dict[str, list[float]]) -> None:
     """validation_losses returns the scripted losses of each epoch in turn."""
     epochs = iter(range(len(next(iter(script.values())))))
 
-    def fake(network, loader, device):
+    def fake(network, loader, device, task_losses):
         epoch = next(epochs)
         return {task: values[epoch] for task, values in script.items()}
 

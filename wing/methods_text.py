@@ -84,6 +84,12 @@ ARCHITECTURE_TEXT = {
         "MT-IDS's DBR gate (this compendium's reading of Ma et al. 2026): a shared encoder, "
         "shared and task-specific decoder experts, and per task a gate weighting them"
     ),
+    "resformer": (
+        "ResFormer's modules (Bui et al. 2026) on the backbone: Swin-transformer blocks after "
+        "multi-scale patch embedding with ECA on the encoder's coarsest stages, dilated "
+        "feature enhancement on the skip connections, and a multi-scale classification head "
+        "on the last two encoder stages for an image-level task"
+    ),
 }
 
 
@@ -95,7 +101,12 @@ def describe_recipe(recipe: Recipe) -> str:
     if recipe.architecture_options:
         settings = ", ".join(f"{k} = {v}" for k, v in recipe.architecture_options.items())
         architecture += f" ({settings})"
-    return f"{architecture}; {_describe_balancer(recipe)}"
+    extras = ""
+    if recipe.auxiliary_tasks:
+        extras += f"; auxiliary task(s) {', '.join(recipe.auxiliary_tasks)} (not compared)"
+    if recipe.segmentation_loss != "dice_ce":
+        extras += "; segmentation loss Dice + focal (gamma 2)"
+    return f"{architecture}{extras}; {_describe_balancer(recipe)}"
 
 
 def _describe_balancer(recipe: Recipe) -> str:

@@ -239,6 +239,7 @@ def recipe_table(config: Config) -> pd.DataFrame:
                 "label": recipe.label,
                 "networks": "one per task" if recipe.per_task_networks else "shared",
                 "architecture": recipe.architecture,
+                "auxiliary tasks": ", ".join(recipe.auxiliary_tasks) or "–",
                 "balancer": recipe.balancer,
                 "family": BALANCERS.get(recipe.balancer).family,
                 "options": ", ".join(f"{k}={v}" for k, v in recipe.options.items()) or "–",
@@ -337,6 +338,27 @@ def architecture_cost_table(
     return pd.DataFrame(rows), where
 
 
+def image_task_table(evaluation: Path = EVALUATION, checkpoint: str = "best") -> pd.DataFrame:
+    """AUROC / F1 / prevalence of each image-level task's labels per backbone and method,
+    mean over seeds at one checkpoint rule ("not assessed" where undefined); empty when
+    no run has an image-level task (or an older run left no table)."""
+    path = evaluation / "image_tasks.csv"
+    frame = pd.read_csv(path) if path.is_file() else pd.DataFrame()
+    if frame.empty:
+        return frame
+    frame = frame[frame["checkpoint"] == checkpoint]
+    wide = (
+        frame.groupby(["backbone", "method", "task", "label", "metric"])["value"]
+        .mean()
+        .unstack("metric")
+        .reset_index()
+    )
+    for metric in ("auroc", "f1", "prevalence"):
+        if metric in wide:
+            wide[metric] = wide[metric].map(lambda v: NOT_ASSESSED if pd.isna(v) else round(v, 3))
+    return wide
+
+
 def _claim_ids(headline: pd.DataFrame, assessed: bool) -> list[str]:
     """The headline claims (in table order) that were, or were not, assessed."""
     mask = (headline["verdict"] != NOT_ASSESSED) == assessed
@@ -408,6 +430,7 @@ def build_report(
             parameters.assign(mean_step_seconds=parameters["mean_step_seconds"].round(4))
         ),
         pooled=_table(pooled_wide),
+        image_tasks=_table(image_task_table(evaluation), digits=3),
         balancer_cost=_table(cost, digits=4),
         balancer_cost_where=cost_where,
         architecture_cost=_table(architecture_cost, digits=4),

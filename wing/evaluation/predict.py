@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 from wing.data.dataset import WoundDataset
 from wing.models import build_network
 from wing.training.determinism import select_device
+from wing.training.tasks import task_spec
 
 CHECKPOINTS = ("best", "last")  # the primary rule first
 
@@ -39,6 +40,7 @@ def load_network(checkpoint_path: str | Path, device: torch.device | str = "cpu"
         architecture=checkpoint["architecture"],
         backbone_options=options,
         architecture_options=checkpoint["architecture_options"],
+        image_tasks=checkpoint.get("image_tasks", ()),
     )
     network.load_state_dict(checkpoint["state_dict"])
     return network.to(device).eval(), checkpoint
@@ -110,7 +112,8 @@ def predict_run(
     device: str = "auto",
     native_sizes: Sequence[tuple[int, int]] | None = None,
 ) -> dict[str, list[np.ndarray] | np.ndarray]:
-    """Label maps per task of a run, each task from its own network and checkpoint.
+    """Label maps per segmentation task of a run, each from its own network and checkpoint
+    (image-level tasks: :func:`predict_probabilities`).
 
     ``checkpoint`` is ``best`` (per task, ``best_<task>.pt``, else ``best.pt``) or ``last``.
     With ``native_sizes`` (one (height, width) per dataset image), the logits are upsampled
@@ -121,7 +124,11 @@ def predict_run(
     if native_sizes is not None and len(native_sizes) != len(dataset):
         raise ValueError(f"{len(native_sizes)} native sizes for {len(dataset)} images")
     device = select_device(device)
-    folders = network_dirs(run_dir)
+    folders = {
+        task: folder
+        for task, folder in network_dirs(run_dir).items()
+        if task_spec(task).kind == "segmentation"
+    }
     by_path: dict[Path, list[str]] = {}
     for task, folder in folders.items():
         by_path.setdefault(checkpoint_path(folder, task, checkpoint), []).append(task)
@@ -147,3 +154,28 @@ def _stack(maps: list[np.ndarray], dataset: WoundDataset) -> np.ndarray:
         return np.stack(maps)
     side = dataset.images.shape[-1]
     return np.zeros((0, side, side), dtype=np.uint8)
+
+
+@torch.no_grad()
+def predict_probabilities(
+    run_dir: str | Path,
+    task: str,
+    dataset: WoundDataset,
+    checkpoint: str = "best",
+    batch_size: int = 16,
+    device: str = "auto",
+) -> np.ndarray | None:
+    """(N, labels) sigmoid probabilities of the image-level ``task`` for every dataset image
+    under a checkpoint rule; None when the run has no network for ``task``."""
+    if task_spec(task).kind != "image":
+        raise ValueError(f"{task!r} is not an image-level task")
+    folders = network_dirs(run_dir)
+    if task not in folders:
+        return None
+    device = select_device(device)
+    network, _ = load_network(checkpoint_path(folders[task], task, checkpoint), device)
+    out = [
+        torch.sigmoid(network(batch["image"].to(device))[1][task]).cpu().numpy()
+        for batch in DataLoader(dataset, batch_size=batch_size)
+    ]
+    return np.concatenate(out) if out else np.zeros((0, 0))

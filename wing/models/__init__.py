@@ -9,7 +9,7 @@ plus one ``ARCHITECTURES.register`` line.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from torch import nn
@@ -38,10 +38,22 @@ def build_network(
     architecture: str = "hard_sharing",
     backbone_options: Mapping[str, Any] | None = None,
     architecture_options: Mapping[str, Any] | None = None,
+    image_tasks: Sequence[str] = (),
 ) -> MultiTaskNetwork:
-    """A network for ``task_classes`` ({task: number of output labels})."""
+    """A network for ``task_classes`` ({task: number of output labels}); the tasks named in
+    ``image_tasks`` are image-level (multi-label logits (N, labels)), the others segmentation
+    tasks. Only an architecture with ``supports_image_tasks`` has heads for image tasks."""
+    kind = ARCHITECTURES.get(architecture)
+    options = dict(architecture_options or {})
+    if image_tasks:
+        if not getattr(kind, "supports_image_tasks", False):
+            raise ValueError(
+                f"architecture {architecture!r} has no head for image-level tasks "
+                f"{list(image_tasks)}"
+            )
+        options["image_tasks"] = tuple(image_tasks)
     parts = BACKBONES.get(backbone)(**dict(backbone_options or {}))
-    return ARCHITECTURES.get(architecture)(parts, task_classes, **dict(architecture_options or {}))
+    return kind(parts, task_classes, **options)
 
 
 def options_of(function: Any, skip: int) -> dict[str, inspect.Parameter]:

@@ -12,8 +12,12 @@ no half-written output). The schedule is the same for every method (issue 7, §3
   ``task_balanced_batches`` is ``on``, or ``auto`` and this network's labels are partial.
 - Checkpoints: per task, ``best_<task>.pt`` at the epoch of that task's lowest validation
   loss (a multi-task network keeps one per head), and ``last.pt`` at the last epoch.
-- Early stopping: after an epoch in which no task's validation loss has reached a new
-  minimum for ``patience`` consecutive epochs (0 = never), at most ``epochs`` epochs.
+- Early stopping: after an epoch in which no compared task's (wound, tissue) validation loss
+  has reached a new minimum for ``patience`` consecutive epochs (0 = never), at most
+  ``epochs`` epochs; an auxiliary task (``wing.training.tasks``) keeps its best checkpoint
+  but does not extend training.
+- Tasks: targets, losses and labelled counts come from each task's spec
+  (:mod:`wing.training.tasks`), so segmentation and image-level tasks share the loop.
 - Initial losses: before the first step each task's mean loss over the first
   ``initial_loss_batches`` batches of a fixed, unaugmented, unshuffled pass over the samples
   labelled for it is handed to the balancer (``Balancer.start``; GradNorm's L_i(0)).
@@ -39,59 +43,76 @@ from wing.balancing import Step
 from wing.config import TrainConfig
 from wing.config import backbone_options as backbone_options_of
 from wing.data.dataset import WoundDataset
-from wing.data.format import IGNORE_INDEX, read_legend
+from wing.data.format import Legend, read_legend
 from wing.io import atomic_directory
 from wing.models import build_network, count_parameters
 from wing.training.determinism import seed_everything, select_device
-from wing.training.losses import segmentation_loss
 from wing.training.methods import DEFAULT_RECIPES, TASKS, Recipe
 from wing.training.sampler import TaskBatchSampler, task_balanced
-
-WOUND_LABELS = 2  # not wound, wound
+from wing.training.tasks import image_tasks, task_spec
+from wing.training.tasks import task_classes as classes_of
 
 
 def task_classes(dataset_root: str | Path, tasks: tuple[str, ...]) -> dict[str, int]:
-    """Output labels per task: 2 for the wound, background + legend classes for tissue."""
-    n_tissue = read_legend(dataset_root).n_tissue_labels
-    return {task: WOUND_LABELS if task == "wound" else n_tissue for task in tasks}
+    """Output labels per task (:func:`wing.training.tasks.task_classes` of the legend)."""
+    return classes_of(read_legend(dataset_root), tasks)
 
 
-def _targets(batch: dict, device: torch.device) -> dict[str, torch.Tensor]:
-    return {"wound": batch["wound"].to(device), "tissue": batch["tissue"].to(device)}
+class TaskLosses:
+    """Targets and losses of a network's tasks (their :class:`~wing.training.tasks.TaskSpec`),
+    with the recipe's segmentation loss: the one place the loop meets the tasks."""
 
+    def __init__(self, tasks, legend: Legend, segmentation_loss: str = "dice_ce"):
+        self.specs = {task: task_spec(task) for task in tasks}
+        self.legend = legend
+        self.segmentation_loss = segmentation_loss
 
-def _labelled_count(batch: dict, task: str) -> int:
-    """Samples of the batch with a label for ``task`` (losses average over those)."""
-    return int((batch[task] != IGNORE_INDEX).flatten(1).any(1).sum())
+    def targets(self, batch: dict, device: torch.device) -> dict[str, torch.Tensor]:
+        return {t: s.target(batch, self.legend).to(device) for t, s in self.specs.items()}
 
+    def labelled_count(self, targets: dict, task: str) -> int:
+        """Samples of the batch with a label for ``task`` (losses average over those)."""
+        return int(self.specs[task].labelled(targets[task]).sum())
 
-def _task_losses(logits: dict, targets: dict) -> dict[str, torch.Tensor]:
-    losses = {task: segmentation_loss(out, targets[task]) for task, out in logits.items()}
-    return {task: loss for task, loss in losses.items() if loss is not None}
+    def __call__(self, logits: dict, targets: dict) -> dict[str, torch.Tensor]:
+        """The losses of the tasks present in the batch (a task without a label is absent)."""
+        losses = {
+            task: self.specs[task].loss(out, targets[task], self.segmentation_loss)
+            for task, out in logits.items()
+        }
+        return {task: loss for task, loss in losses.items() if loss is not None}
 
 
 @torch.no_grad()
-def _mean_losses(network, batches, device) -> dict[str, float]:
+def _mean_losses(network, batches, device, task_losses: TaskLosses) -> dict[str, float]:
     """Mean loss per task in eval mode (batch losses weighted by their labelled samples)."""
     network.eval()
     totals: dict[str, float] = {}
     counts: dict[str, int] = {}
     for batch in batches:
         _, logits = network(batch["image"].to(device))
-        for task, loss in _task_losses(logits, _targets(batch, device)).items():
-            n = _labelled_count(batch, task)
+        targets = task_losses.targets(batch, device)
+        for task, loss in task_losses(logits, targets).items():
+            n = task_losses.labelled_count(targets, task)
             totals[task] = totals.get(task, 0.0) + float(loss) * n
             counts[task] = counts.get(task, 0) + n
     return {task: totals[task] / counts[task] for task in totals}
 
 
-def validation_losses(network, loader, device) -> dict[str, float]:
+def validation_losses(network, loader, device, task_losses: TaskLosses) -> dict[str, float]:
     """Mean validation loss per task (the checkpoint and early-stopping criterion)."""
-    return _mean_losses(network, loader, device)
+    return _mean_losses(network, loader, device, task_losses)
 
 
 def initial_losses(
-    network, dataset, labelled: torch.Tensor, tasks, batches: int, batch_size: int, device
+    network,
+    dataset,
+    labelled: torch.Tensor,
+    tasks,
+    batches: int,
+    batch_size: int,
+    device,
+    task_losses: TaskLosses,
 ) -> dict[str, float]:
     """Each task's mean loss over the first ``batches`` batches of a fixed pass (dataset
     order, no augmentation) over the samples labelled for it: L_i(0) of loss-rate balancers.
@@ -112,7 +133,7 @@ def initial_losses(
         loader = DataLoader(
             Subset(dataset, indices.tolist()), batch_size=batch_size, generator=torch.Generator()
         )
-        losses[task] = _mean_losses(network, loader, device)[task]
+        losses[task] = _mean_losses(network, loader, device, task_losses)[task]
     return losses
 
 
@@ -168,17 +189,22 @@ def train_network(
     device = select_device(config.device)
     if backbone_options is None:
         backbone_options = backbone_options_of(backbone, config)
-    classes = task_classes(dataset_root, tasks)
+    legend = read_legend(dataset_root)
+    classes = classes_of(legend, tasks)
     network = build_network(
         backbone,
         classes,
         architecture=recipe.architecture,
         backbone_options=backbone_options,
         architecture_options=recipe.architecture_options,
+        image_tasks=image_tasks(tasks),
     ).to(device)
+    task_losses = TaskLosses(tasks, legend, recipe.segmentation_loss)
     spec = {
         "tasks": tasks,
         "task_classes": classes,
+        "image_tasks": image_tasks(tasks),
+        "segmentation_loss": recipe.segmentation_loss,
         "backbone": backbone,
         "backbone_options": dict(backbone_options),
         "architecture": recipe.architecture,
@@ -200,12 +226,12 @@ def train_network(
     # Partial labels: a network trains on the samples labelled for at least one of its tasks
     # (an STL tissue network never sees wound-only images; a shared one sees all).
     for task in tasks:
-        if not bool(train_set.labelled(task).any()):
+        if not bool(train_set.labelled(task_spec(task).mask).any()):
             raise ValueError(
                 f"no training sample of {dataset_root} has a {task} label; "
                 f"drop the {task} task or choose another data.source"
             )
-    network_labels = torch.stack([train_set.labelled(t) for t in tasks], 1)
+    network_labels = torch.stack([train_set.labelled(task_spec(t).mask) for t in tasks], 1)
     keep = torch.nonzero(network_labels.any(1)).flatten().tolist()
     train_subset = Subset(train_set, keep)
     labelled = network_labels[keep]  # (samples, tasks) of this network's training set
@@ -227,6 +253,7 @@ def train_network(
         config.initial_loss_batches,
         config.batch_size,
         device,
+        task_losses,
     )
     weighting.start(start_losses)
 
@@ -241,14 +268,14 @@ def train_network(
             seen = {task: 0 for task in tasks}
             for batch in train_loader:
                 start = time.perf_counter()
-                image, targets = batch["image"].to(device), _targets(batch, device)
+                image, targets = batch["image"].to(device), task_losses.targets(batch, device)
                 representation, logits = network(image)
-                losses = _task_losses(logits, targets)
+                losses = task_losses(logits, targets)
                 optimizer.zero_grad(set_to_none=True)
 
                 def closure(image=image, targets=targets):
                     with frozen_batchnorm_statistics(network):
-                        return _task_losses(network(image)[1], targets)
+                        return task_losses(network(image)[1], targets)
 
                 weights = weighting.backward(
                     losses,
@@ -264,7 +291,7 @@ def train_network(
                 step_seconds.append(time.perf_counter() - start)
                 grad_norms = weighting.last_grad_norms
                 for task, loss in losses.items():
-                    n = _labelled_count(batch, task)
+                    n = task_losses.labelled_count(targets, task)
                     sums[task] += float(loss.detach()) * n
                     seen[task] += n
                 for task in tasks:  # every task's weight, present in this batch or not
@@ -280,7 +307,7 @@ def train_network(
                     )
                 step += 1
             weighting.end_epoch({t: sums[t] / seen[t] if seen[t] else float("nan") for t in tasks})
-            validation = validation_losses(network, validation_loader, device)
+            validation = validation_losses(network, validation_loader, device, task_losses)
             for task in tasks:
                 train_loss = sums[task] / seen[task] if seen[task] else np.nan
                 history.append(
@@ -306,7 +333,8 @@ def train_network(
                     torch.save(
                         _checkpoint(network, weighting, spec, epoch), out_dir / f"best_{task}.pt"
                     )
-                improved = improved or better
+                # The compared tasks decide when to stop, whatever auxiliary task a recipe adds.
+                improved = improved or (better and task in TASKS)
             stale = 0 if improved else stale + 1
             if config.patience and stale >= config.patience:
                 break

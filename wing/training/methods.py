@@ -22,14 +22,18 @@ from typing import Any
 
 from wing.balancing import BALANCERS, Balancer
 from wing.models import ARCHITECTURES, options_of
+from wing.training.losses import SEGMENTATION_LOSSES
+from wing.training.tasks import AUXILIARY_TASKS, COMPARED_TASKS, image_tasks
 
-TASKS = ("wound", "tissue")
+TASKS = COMPARED_TASKS
 RECIPE_KEYS = (
     "balancer",
     "options",
     "architecture",
     "architecture_options",
     "per_task_networks",
+    "auxiliary_tasks",
+    "segmentation_loss",
     "label",
 )
 
@@ -42,12 +46,16 @@ class Recipe:
     architecture: str = "hard_sharing"
     architecture_options: Mapping[str, Any] = field(default_factory=dict)
     per_task_networks: bool = False  # STL: one network per task, each with ``balancer``
+    auxiliary_tasks: tuple[str, ...] = ()  # trained beside wound and tissue, never compared
+    segmentation_loss: str = "dice_ce"  # wing.training.losses.SEGMENTATION_LOSSES
     label: str = ""  # how tables and figures name it (default: the recipe name)
 
     @property
     def task_groups(self) -> tuple[tuple[str, ...], ...]:
         """The tasks of each network the recipe trains."""
-        return tuple((t,) for t in TASKS) if self.per_task_networks else (TASKS,)
+        if self.per_task_networks:
+            return tuple((t,) for t in TASKS)
+        return (TASKS + tuple(self.auxiliary_tasks),)
 
     def build_balancer(self, tasks: tuple[str, ...]) -> Balancer:
         return BALANCERS.get(self.balancer)(tasks, **dict(self.options))
@@ -60,8 +68,10 @@ def balancer_options(balancer: str) -> dict[str, inspect.Parameter]:
 
 def architecture_options(architecture: str) -> dict[str, inspect.Parameter]:
     """The keyword options of an architecture: its constructor's parameters after
-    ``backbone`` and ``task_classes``."""
-    return options_of(ARCHITECTURES.get(architecture).__init__, skip=2)
+    ``backbone`` and ``task_classes`` (``image_tasks`` comes from the recipe's tasks)."""
+    options = options_of(ARCHITECTURES.get(architecture).__init__, skip=2)
+    options.pop("image_tasks", None)
+    return options
 
 
 def check_options(where: str, options: Any, allowed: Mapping[str, inspect.Parameter], owner: str):
@@ -120,6 +130,29 @@ def parse_recipe(name: str, raw: Any) -> Recipe:
     per_task = raw.get("per_task_networks", False)
     if not isinstance(per_task, bool):
         raise ValueError(f"'{where}.per_task_networks' must be true or false")
+    auxiliary = raw.get("auxiliary_tasks") or []
+    if not isinstance(auxiliary, list | tuple) or not set(auxiliary) <= set(AUXILIARY_TASKS):
+        raise ValueError(
+            f"'{where}.auxiliary_tasks' must be a list of {list(AUXILIARY_TASKS)}, "
+            f"got {auxiliary!r}"
+        )
+    if auxiliary and per_task:
+        raise ValueError(f"'{where}': auxiliary_tasks need a shared network, not per_task_networks")
+    with_heads = [
+        name
+        for name in ARCHITECTURES.names()
+        if getattr(ARCHITECTURES.get(name), "supports_image_tasks", False)
+    ]
+    if image_tasks(auxiliary) and architecture not in with_heads:
+        raise ValueError(
+            f"'{where}': architecture {architecture!r} has no head for the image-level task(s) "
+            f"{list(image_tasks(auxiliary))}; architectures that have one: {with_heads}"
+        )
+    loss = raw.get("segmentation_loss", "dice_ce")
+    if loss not in SEGMENTATION_LOSSES:
+        raise ValueError(
+            f"'{where}.segmentation_loss' is {loss!r}; one of {sorted(SEGMENTATION_LOSSES)}"
+        )
     return Recipe(
         name=name,
         balancer=balancer,
@@ -127,6 +160,8 @@ def parse_recipe(name: str, raw: Any) -> Recipe:
         architecture=architecture,
         architecture_options=dict(network_options),
         per_task_networks=per_task,
+        auxiliary_tasks=tuple(auxiliary),
+        segmentation_loss=loss,
         label=str(raw.get("label") or name),
     )
 
