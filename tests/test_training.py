@@ -333,7 +333,7 @@ def test_every_recipe_of_params_yaml_trains_and_resumes_its_balancer(cohort, tmp
         ("segformer", {"decoder_segmentation_channels": 16}),
     ],
 )
-@pytest.mark.parametrize("method", ["gradnorm", "ctan", "mt_ids"])
+@pytest.mark.parametrize("method", ["gradnorm", "ctan", "mt_ids", "resformer"])
 def test_every_backbone_and_architecture_trains_through_the_loop_and_evaluates(
     cohort, tmp_path: Path, backbone: str, options: dict, method: str
 ):
@@ -358,7 +358,7 @@ def test_every_backbone_and_architecture_trains_through_the_loop_and_evaluates(
         recipe=recipe,
         backbone_options=options,
     )
-    path = out / "wound+tissue" / "last.pt"
+    path = out / "+".join(recipe.task_groups[0]) / "last.pt"
     network, checkpoint = load_network(path)
     assert (checkpoint["backbone"], checkpoint["architecture"]) == (backbone, recipe.architecture)
     assert checkpoint["backbone_options"] == options
@@ -367,3 +367,69 @@ def test_every_backbone_and_architecture_trains_through_the_loop_and_evaluates(
     with torch.no_grad():
         logits = network(image)[1]
     assert logits["wound"].shape == (2, 2, 32, 32) and torch.isfinite(logits["tissue"]).all()
+
+
+def test_an_auxiliary_image_task_trains_beside_the_compared_tasks(cohort, tmp_path: Path):
+    """ResFormer's recipe: the image-level task has its head, its loss and its best
+    checkpoint; evaluation predicts label maps for the segmentation tasks and probabilities
+    for the image task; the compared tasks alone decide early stopping."""
+    from wing.config import load_config
+    from wing.evaluation.predict import predict_probabilities
+
+    recipe = load_config(Path(__file__).parents[1] / "params.yaml").recipes["resformer"]
+    root, split = cohort
+    out = tmp_path / "resformer"
+    summary = train_run(
+        method="resformer",
+        backbone="attention_unet",
+        seed=0,
+        dataset_root=root,
+        split=split,
+        image_size=32,
+        config=dataclasses.replace(TINY, epochs=2),
+        out_dir=out,
+        recipe=recipe,
+    )
+    folder = out / "wound+tissue+tissue_presence"
+    assert {p.name for p in folder.glob("best_*.pt")} == {
+        "best_wound.pt",
+        "best_tissue.pt",
+        "best_tissue_presence.pt",
+    }
+    history = pd.read_csv(out / "history.csv")
+    assert set(history["task"]) == {"wound", "tissue", "tissue_presence"}
+    assert summary["networks"][0]["initial_losses"].keys() == {"wound", "tissue", "tissue_presence"}
+    test_ids = split.loc[split["split"] == "test", "sample_id"].tolist()
+    dataset = WoundDataset(root, test_ids, 32)
+    maps = predict_run(out, dataset)
+    assert set(maps) == {"wound", "tissue"}
+    probability = predict_probabilities(out, "tissue_presence", dataset)
+    assert probability.shape[0] == len(test_ids) and ((probability >= 0) & (probability <= 1)).all()
+
+
+def test_only_the_compared_tasks_extend_training(cohort, tmp_path: Path, monkeypatch):
+    """An auxiliary task that keeps improving does not keep a network training."""
+    from wing.config import load_config
+
+    script = {
+        "wound": [1.0, 1.1, 1.2, 1.3, 1.4],
+        "tissue": [2.0, 2.1, 2.2, 2.3, 2.4],
+        "tissue_presence": [0.9, 0.8, 0.7, 0.6, 0.5],
+    }
+    scripted_validation(monkeypatch, script)
+    recipe = load_config(Path(__file__).parents[1] / "params.yaml").recipes["resformer"]
+    root, split = cohort
+    summary = train_run(
+        method="resformer",
+        backbone="attention_unet",
+        seed=0,
+        dataset_root=root,
+        split=split,
+        image_size=32,
+        config=dataclasses.replace(TINY, epochs=5, patience=2),
+        out_dir=tmp_path / "run",
+        recipe=recipe,
+    )
+    network = summary["networks"][0]
+    assert network["epochs_trained"] == 3 and network["stopped_early"]
+    assert network["best_epochs"] == {"wound": 1, "tissue": 1, "tissue_presence": 3}
