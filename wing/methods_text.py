@@ -84,6 +84,12 @@ ARCHITECTURE_TEXT = {
         "MT-IDS's DBR gate (this compendium's reading of Ma et al. 2026): a shared encoder, "
         "shared and task-specific decoder experts, and per task a gate weighting them"
     ),
+    "resformer": (
+        "ResFormer's multi-scale feature enhancement (this compendium's form of Bui et al. "
+        "2026): Swin-Transformer blocks on the coarsest encoder features, dilated feature "
+        "enhancement with spatial attention on the skip connections, and a classification "
+        "head on the pooled last two encoder features for image-level tasks"
+    ),
 }
 
 
