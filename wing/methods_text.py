@@ -85,10 +85,10 @@ ARCHITECTURE_TEXT = {
         "shared and task-specific decoder experts, and per task a gate weighting them"
     ),
     "resformer": (
-        "ResFormer's modules (Bui et al. 2026) on the backbone: Swin-transformer blocks after "
-        "multi-scale patch embedding with ECA on the encoder's coarsest stages, dilated "
-        "feature enhancement on the skip connections, and a multi-scale classification head "
-        "on the last two encoder stages for an image-level task"
+        "ResFormer's multi-scale feature enhancement (this compendium's form of Bui et al. "
+        "2026): Swin-Transformer blocks on the coarsest encoder features, dilated feature "
+        "enhancement with spatial attention on the skip connections, and a classification "
+        "head on the pooled last two encoder features for image-level tasks"
     ),
 }
 

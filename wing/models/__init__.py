@@ -19,6 +19,7 @@ from wing.models.base import Backbone, Decoder, Encoder, MultiTaskNetwork
 from wing.models.ctan import CrossTaskAttentionNetwork
 from wing.models.hard_sharing import HardSharingNetwork
 from wing.models.mt_ids import GatedExpertsNetwork
+from wing.models.resformer import ResFormerNetwork
 from wing.registry import Registry
 
 BACKBONES: Registry = Registry("backbone")
@@ -30,6 +31,7 @@ ARCHITECTURES: Registry = Registry("architecture")
 ARCHITECTURES.register("hard_sharing", HardSharingNetwork)
 ARCHITECTURES.register("ctan", CrossTaskAttentionNetwork)
 ARCHITECTURES.register("mt_ids", GatedExpertsNetwork)
+ARCHITECTURES.register("resformer", ResFormerNetwork)
 
 
 def build_network(
