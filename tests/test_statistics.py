@@ -19,10 +19,12 @@ from wing.statistics.paired import (
     COMPARISON_COLUMNS,
     PATIENT_COLUMNS,
     SUMMARY_COLUMNS,
+    balancing_pairs,
     bootstrap_mean_ci,
     bootstrap_median_ci,
     compare_to_reference,
     delta_mtl,
+    gradnorm_additions,
     holm,
     paired_comparison,
     patient_level,
@@ -599,3 +601,47 @@ def test_convergence_comparison_pairs_seeds():
     assert list(strict["reference_within_window"]) == [True, False]
     assert not strict["reference_within_window_all"].any()
     assert convergence_comparison(table, reference="nope").empty
+
+
+# --- does GradNorm add to a seed architecture? ----------------------------------------------------
+
+
+def test_balancing_pairs_match_architecture_and_options_not_hard_sharing():
+    from wing.training.methods import parse_recipe
+
+    raw = {
+        "stl": {"balancer": "ew", "per_task_networks": True},
+        "ew": {"balancer": "ew"},
+        "gradnorm": {"balancer": "gradnorm"},
+        "ctan": {"balancer": "ew", "architecture": "ctan", "architecture_options": {"heads": 2}},
+        "ctan_gradnorm": {
+            "balancer": "gradnorm",
+            "architecture": "ctan",
+            "architecture_options": {"heads": 2},
+        },
+        "ctan_wide": {
+            "balancer": "ew",
+            "architecture": "ctan",
+            "architecture_options": {"heads": 4},
+        },
+        "mt_ids": {"balancer": "dd_gb", "architecture": "mt_ids"},
+    }
+    recipes = {name: parse_recipe(name, value) for name, value in raw.items()}
+    assert balancing_pairs(recipes, list(raw)) == [("ctan_gradnorm", "ctan")]
+    assert balancing_pairs(recipes, ["ctan_gradnorm", "mt_ids", "gradnorm", "ew"]) == []
+
+
+def test_gradnorm_additions_compare_each_pair_only_and_favour_gradnorm_when_positive():
+    base = np.linspace(0.5, 0.8, 12)
+    table = _table(
+        {
+            ("ctan_gradnorm", 0): base + 0.05,
+            ("ctan", 0): base,
+            ("gradnorm", 0): base + 0.5,  # not part of the pair: must not enter
+        }
+    )
+    out = gradnorm_additions(table, [("ctan_gradnorm", "ctan"), ("mt_ids_gradnorm", "mt_ids")])
+    assert list(out["with_gradnorm"]) == ["ctan_gradnorm"]
+    assert list(out["method"]) == ["ctan"]
+    assert out.loc[0, "mean_difference"] == pytest.approx(0.05)
+    assert gradnorm_additions(table, []).empty

@@ -91,6 +91,13 @@ def _table(frame: pd.DataFrame, digits: int = 4, columns: list[str] | None = Non
     )
 
 
+def _table_or_nothing(
+    frame: pd.DataFrame, digits: int = 4, columns: list[str] | None = None
+) -> str:
+    """:func:`_table`, or "" for an empty frame (the template then says why it is absent)."""
+    return "" if frame is None or frame.empty else _table(frame, digits, columns)
+
+
 def _figure(name: str, figures: Path) -> str:
     path = figures / name
     if not path.is_file():
@@ -338,6 +345,30 @@ def architecture_cost_table(
     return pd.DataFrame(rows), where
 
 
+ADDITION_COLUMNS = [
+    "with_gradnorm",
+    "method",
+    "backbone",
+    "target",
+    "n_patients",
+    "mean_difference",
+    "ci_low",
+    "ci_high",
+    "ttest_p_holm",
+    "wilcoxon_p_holm",
+]
+
+
+def read_optional(path: Path) -> pd.DataFrame:
+    """A table a stage writes, or an empty one when the file is absent or has no rows."""
+    if not path.is_file():
+        return pd.DataFrame()
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
 def image_task_table(evaluation: Path = EVALUATION, checkpoint: str = "best") -> pd.DataFrame:
     """AUROC / F1 / prevalence of each image-level task's labels per backbone and method,
     mean over seeds at one checkpoint rule ("not assessed" where undefined); empty when
@@ -417,6 +448,9 @@ def build_report(
         summary=_table(summary),
         paired=_table(read("paired_tests"), columns=PAIRED_COLUMNS),
         delta=_table(read("delta_mtl")),
+        gradnorm_additions=_table_or_nothing(
+            read_optional(compare / "gradnorm_additions.csv"), columns=ADDITION_COLUMNS
+        ),
         mixed=_table(read("mixed_model")),
         posthoc=config.compare.posthoc,
         friedman=_table(read("friedman")) + _table(read("average_ranks")),
@@ -430,7 +464,7 @@ def build_report(
             parameters.assign(mean_step_seconds=parameters["mean_step_seconds"].round(4))
         ),
         pooled=_table(pooled_wide),
-        image_tasks=_table(image_task_table(evaluation), digits=3),
+        image_tasks=_table_or_nothing(image_task_table(evaluation), digits=3),
         balancer_cost=_table(cost, digits=4),
         balancer_cost_where=cost_where,
         architecture_cost=_table(architecture_cost, digits=4),

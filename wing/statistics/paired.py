@@ -39,7 +39,7 @@ Methods used:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -536,3 +536,55 @@ def _require(frame: pd.DataFrame, columns: Sequence[str]) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(f"score table lacks columns {missing}")
+
+
+def balancing_pairs(recipes: Mapping, methods: Iterable[str]) -> list[tuple[str, str]]:
+    """(with GradNorm, without) recipe pairs among ``methods``: the same seed architecture
+    and architecture options, one balanced by GradNorm and the other by its own balancer
+    (hard sharing is left out: WING-MTL against EW is claim (2a)). ``recipes`` maps names to
+    :class:`wing.training.methods.Recipe`."""
+    methods = list(methods)
+    pairs = []
+    for name in methods:
+        recipe = recipes[name]
+        if recipe.balancer != "gradnorm" or recipe.architecture == "hard_sharing":
+            continue
+        for other in methods:
+            partner = recipes[other]
+            if (
+                other != name
+                and partner.balancer != "gradnorm"
+                and not partner.per_task_networks
+                and partner.architecture == recipe.architecture
+                and dict(partner.architecture_options) == dict(recipe.architecture_options)
+                and tuple(partner.auxiliary_tasks) == tuple(recipe.auxiliary_tasks)
+            ):
+                pairs.append((name, other))
+    return pairs
+
+
+def gradnorm_additions(
+    scores: pd.DataFrame,
+    pairs: Sequence[tuple[str, str]],
+    metric: str = "dice",
+    targets: Sequence[str] | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Does WING-MTL's balancing add to a seed architecture? Per (with, without) pair of
+    :func:`balancing_pairs`, :func:`compare_to_reference` of the GradNorm recipe against its
+    partner only (patients as units; Holm over that pair's backbones and targets); a positive
+    difference favours GradNorm. Descriptive beside the claims: no verdict rests on it."""
+    tables = []
+    for with_gradnorm, without in pairs:
+        both = scores[scores["method"].isin([with_gradnorm, without])]
+        if set(both["method"]) != {with_gradnorm, without}:
+            continue  # one of the pair was not scored: nothing to compare
+        table = compare_to_reference(
+            both, reference=with_gradnorm, metric=metric, targets=targets, n_boot=n_boot, seed=seed
+        )
+        tables.append(table.assign(with_gradnorm=with_gradnorm))
+    if not tables:
+        return pd.DataFrame(columns=["with_gradnorm", *COMPARISON_COLUMNS])
+    out = pd.concat(tables, ignore_index=True)
+    return out[["with_gradnorm", *[c for c in out.columns if c != "with_gradnorm"]]]
