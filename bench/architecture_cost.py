@@ -22,7 +22,9 @@ eval mode with gradients enabled (``nn.MultiheadAttention``'s fused inference pa
 counted by the counter). STL pair: both networks' forwards.
 
 Step time: one training step with equal weighting, the same for every architecture: forward,
-the sum of the two task losses (``wing.training.losses.segmentation_loss``), backward, an
+the sum of the task losses (Dice + CE for wound and tissue; binary cross-entropy for an
+image-level auxiliary task, which a recipe such as ResFormer's adds: an architecture is
+measured with its first recipe's tasks, its image head included), backward, an
 Adam step; the STL pair is one step of each of its networks, back to back. Batches are
 synthetic (random images, random labels of both tasks). Interleaved rounds in one process:
 every round times every subject of every backbone once, in an order shuffled with a seeded
@@ -72,13 +74,21 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from wing.config import SECTIONS, Config, input_multiple, load_config, resolve
 from wing.models import BACKBONES, MultiTaskNetwork, build_network, count_parameters
-from wing.training.losses import segmentation_loss
 from wing.training.methods import Recipe
+from wing.training.tasks import image_tasks, task_spec
 
 TASK_CLASSES = {"wound": 2, "tissue": 5}
+# An auxiliary task of a recipe (ResFormer's image-level head) is measured with its network.
+AUXILIARY_CLASSES = {"tissue_presence": 3}
 REFERENCE = "hard_sharing"
 STL = "stl"
-LABELS = {"hard_sharing": "hard sharing", "ctan": "CTAN", "mt_ids": "MT-IDS", STL: "STL pair"}
+LABELS = {
+    "hard_sharing": "hard sharing",
+    "ctan": "CTAN",
+    "mt_ids": "MT-IDS",
+    "resformer": "ResFormer",
+    STL: "STL pair",
+}
 RATIO = "median over rounds of (step / hard sharing step on the same backbone in the same round)"
 MACS = (
     "multiply-accumulates of one forward at batch 1 = FLOPs / 2 of "
@@ -135,10 +145,11 @@ def train_step(
     images: torch.Tensor,
     targets: Mapping[str, torch.Tensor],
 ) -> None:
-    """One equal-weighting step: forward, the sum of the task losses, backward, Adam."""
+    """One equal-weighting step: forward, the sum of the task losses (each task's own loss,
+    :mod:`wing.training.tasks`), backward, Adam."""
     network.train()
     _, logits = network(images)
-    loss = sum(segmentation_loss(logits[task], targets[task]) for task in network.tasks)
+    loss = sum(task_spec(task).loss(logits[task], targets[task]) for task in network.tasks)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -152,19 +163,26 @@ def build_subject(
     targets: Mapping[str, torch.Tensor],
     device: torch.device,
     seed: int,
+    auxiliary_tasks: Sequence[str] = (),
 ) -> Subject:
-    """One network for both tasks, or (``architecture`` STL) one hard-sharing network per task;
-    the generator is re-seeded before each network is built."""
-    groups = [(task,) for task in TASK_CLASSES] if architecture == STL else [tuple(TASK_CLASSES)]
+    """One network for both tasks (and a recipe's auxiliary tasks), or (``architecture`` STL)
+    one hard-sharing network per task; the generator is re-seeded before each is built."""
+    groups = (
+        [(task,) for task in TASK_CLASSES]
+        if architecture == STL
+        else [(*TASK_CLASSES, *auxiliary_tasks)]
+    )
+    classes = {**TASK_CLASSES, **AUXILIARY_CLASSES}
     networks, optimizers, own = [], [], []
     for tasks in groups:
         torch.manual_seed(seed)
         network = build_network(
             backbone,
-            {task: TASK_CLASSES[task] for task in tasks},
+            {task: classes[task] for task in tasks},
             REFERENCE if architecture == STL else architecture,
             backbone_options=backbone_options,
             architecture_options=architecture_options,
+            image_tasks=image_tasks(tasks),
         ).to(device)
         networks.append(network)
         optimizers.append(torch.optim.Adam(network.parameters(), lr=1e-3))
@@ -213,13 +231,19 @@ def quick_config(params: Path) -> Config:
 
 def recipe_architectures(recipes: Mapping[str, Recipe]) -> dict[str, dict[str, Any]]:
     """Each architecture a shared-network recipe uses, once, with the first such recipe's
-    options and the recipes that use it so; hard sharing first (the reference)."""
-    found: dict[str, dict[str, Any]] = {REFERENCE: {"options": {}, "recipes": []}}
+    options and auxiliary tasks and the recipes that use it so; hard sharing first (the
+    reference)."""
+    found: dict[str, dict[str, Any]] = {
+        REFERENCE: {"options": {}, "recipes": [], "auxiliary_tasks": ()}
+    }
     for name, recipe in recipes.items():
         if recipe.per_task_networks:  # STL: the pair's own row
             continue
         options = dict(recipe.architecture_options)
-        entry = found.setdefault(recipe.architecture, {"options": options, "recipes": []})
+        entry = found.setdefault(
+            recipe.architecture,
+            {"options": options, "recipes": [], "auxiliary_tasks": tuple(recipe.auxiliary_tasks)},
+        )
         if options == entry["options"]:
             entry["recipes"].append(name)
         else:
@@ -282,14 +306,23 @@ def main(argv: Sequence[str] | None = None) -> dict:
         task: torch.randint(0, n, (batch, size, size), device=device)
         for task, n in TASK_CLASSES.items()
     }
+    for task, n in AUXILIARY_CLASSES.items():  # image-level: multi-label presence
+        targets[task] = torch.randint(0, 2, (batch, n), device=device).float()
 
     # One subject per (backbone, architecture), and the STL pair per backbone.
     subjects: dict[tuple[str, str], Subject] = {}
     for backbone in args.backbones:
         for architecture in [*architectures, STL]:
-            extra = architectures[architecture]["options"] if architecture != STL else {}
+            entry = architectures.get(architecture, {"options": {}, "auxiliary_tasks": ()})
             subjects[backbone, architecture] = build_subject(
-                backbone, options[backbone], architecture, extra, targets, device, args.seed
+                backbone,
+                options[backbone],
+                architecture,
+                entry["options"],
+                targets,
+                device,
+                args.seed,
+                entry["auxiliary_tasks"],
             )
     macs = {
         key: sum(forward_macs(network, images[:1]) for network in subject.networks)
@@ -332,6 +365,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
                 if architecture != STL
                 else [n for n, r in config.recipes.items() if r.per_task_networks],
                 "networks": len(subject.networks),
+                "tasks": list(subject.networks[0].tasks)
+                if architecture != STL
+                else [network.tasks[0] for network in subject.networks],
                 **counts,
                 "parameter_ratio_to_hard_sharing": counts["parameters"] / reference_parameters,
                 "macs": macs[backbone, architecture],
@@ -354,10 +390,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "batch_size": batch,
         "backbones": options,
         "architectures": {name: entry["options"] for name, entry in architectures.items()},
-        "task_classes": TASK_CLASSES,
+        "task_classes": {**TASK_CLASSES, **AUXILIARY_CLASSES},
         "reference": REFERENCE,
-        "step": "equal weighting: forward, sum of the task losses (segmentation_loss), "
-        "backward, Adam step",
+        "step": "equal weighting: forward, sum of the task losses (each task's own loss: "
+        "segmentation Dice + CE, image-level BCE), backward, Adam step",
         "ratio": RATIO,
         "macs_measure": MACS,
         "budget": BUDGET,

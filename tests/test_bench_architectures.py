@@ -25,7 +25,7 @@ def test_architecture_cost_benchmark_schema_and_invariants(tmp_path):
 
     recipes = load_config(ROOT / "params.yaml").recipes
     used = {r.architecture for r in recipes.values() if not r.per_task_networks}
-    assert {"ctan", "mt_ids"} <= used  # the seed architectures are measured
+    assert {"ctan", "mt_ids", "resformer"} <= used  # the seed architectures are measured
     architectures = ["hard_sharing", *sorted(used - {"hard_sharing"})]
     assert set(result["architectures"]) == set(architectures)
     assert result["architectures"]["ctan"] == dict(recipes["ctan"].architecture_options)
@@ -41,7 +41,8 @@ def test_architecture_cost_benchmark_schema_and_invariants(tmp_path):
         where = f"{backbone}/{architecture}"
         assert row["shared_parameters"] + row["task_specific_parameters"] == row["parameters"]
         assert sum(row["task_parameters"].values()) == row["task_specific_parameters"], where
-        assert set(row["task_parameters"]) == {"wound", "tissue"}, where
+        aux = set(recipes["resformer"].auxiliary_tasks) if architecture == "resformer" else set()
+        assert set(row["task_parameters"]) == {"wound", "tissue", *aux}, where
         assert row["macs"] > 0 and isinstance(row["macs"], int), where
         assert row["median_step_seconds"] > 0 and len(row["step_seconds"]) == 1, where
         assert math.isfinite(row["step_ratio_to_hard_sharing"]), where
@@ -63,7 +64,8 @@ def test_architecture_cost_benchmark_schema_and_invariants(tmp_path):
         assert stl["shared_parameters"] == 0
         assert 1.5 < stl["macs_ratio_to_hard_sharing"] <= 2.0
         assert stl["peak_memory_bytes_one_network_at_a_time"] <= stl["peak_memory_bytes"]
-        for architecture in ("ctan", "mt_ids"):
+        assert "tissue_presence" in rows[backbone, "resformer"]["tasks"]  # its image head
+        for architecture in ("ctan", "mt_ids", "resformer"):
             assert rows[backbone, architecture]["parameters"] > hard["parameters"]
             assert rows[backbone, architecture]["macs"] > hard["macs"]
 
