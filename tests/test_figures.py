@@ -214,6 +214,30 @@ def test_ranking_figure_says_why_when_friedman_was_not_assessed():
     assert "not assessed: needs at least 3 methods" in texts
 
 
+def test_ranking_figure_has_one_panel_per_backbone():
+    """Methods are ranked within a backbone: with three backbones the figure has three
+    diagrams (a run of the backbones profile failed here when they were drawn as one)."""
+    import io
+
+    from wing.figures.ranking import plot_ranking
+
+    rows, pairs = [], []
+    for backbone in ("attention_unet", "resnet_unet", "segformer"):
+        for rank, method in enumerate(("gradnorm", "ew", "stl"), start=1):
+            rows.append({"backbone": backbone, "method": method, "average_rank": float(rank)})
+        for a, b in (("gradnorm", "ew"), ("gradnorm", "stl"), ("ew", "stl")):
+            pairs.append({"backbone": backbone, "method_a": a, "method_b": b, "p": 0.5})
+    friedman = pd.DataFrame(
+        {"backbone": ["attention_unet", "resnet_unet", "segformer"], "status": ["assessed"] * 3}
+    )
+    fig = plot_ranking(pd.DataFrame(rows), pd.DataFrame(pairs), friedman, title="wound")
+    titles = [ax.get_title() for ax in fig.get_axes()]
+    assert titles == ["wound [attention_unet]", "wound [resnet_unet]", "wound [segformer]"]
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")
+    assert buffer.getvalue().startswith(b"\x89PNG")
+
+
 def test_task_weights_one_panel_per_shared_method_and_none_for_stl():
     log = _balancer_log(("gradnorm", "ew", "pcgrad", "dwa", "mt_cool"))
     log = log.assign(epoch=log["step"] // 5 + 1, network="wound+tissue")

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 import scikit_posthocs as sp
-from matplotlib.figure import Figure
+from matplotlib.figure import Figure, SubFigure
 
 from wing.figures.plots import method_palette
 from wing.statistics.ranking import ASSESSED, pvalue_matrix
@@ -27,16 +27,20 @@ def plot_critical_difference(
     pvalue_matrix: pd.DataFrame,
     title: str = "",
     alpha: float = 0.05,
-) -> Figure:
+    figure: Figure | SubFigure | None = None,
+) -> Figure | SubFigure:
     """Critical-difference diagram: methods at their average rank, non-significant pairs
-    (post-hoc p >= ``alpha``) joined by a bar; colours as in every other figure."""
+    (post-hoc p >= ``alpha``) joined by a bar; colours as in every other figure. Drawn on
+    ``figure`` (a figure or a sub-figure) when given, else on a new figure."""
     ranks = pd.Series(avg_ranks, dtype=float)
     if set(ranks.index) != set(pvalue_matrix.index) or set(ranks.index) != set(
         pvalue_matrix.columns
     ):
         raise ValueError("avg_ranks and pvalue_matrix must name the same methods")
+    if not ranks.index.is_unique:
+        raise ValueError(f"avg_ranks names a method twice: {list(ranks.index)} (one backbone)")
     palette = method_palette(list(ranks.index))
-    fig = Figure(figsize=(6.0, 1.2 + 0.35 * len(ranks)))
+    fig = figure if figure is not None else Figure(figsize=(6.0, _height(len(ranks))))
     ax = fig.add_subplot()
     ax.set_gid(CD_GID)
     sp.critical_difference_diagram(
@@ -51,6 +55,10 @@ def plot_critical_difference(
     return fig
 
 
+def _height(methods: int) -> float:
+    return 1.2 + 0.35 * methods
+
+
 def plot_ranking(
     ranks: pd.DataFrame,
     pairs: pd.DataFrame,
@@ -58,12 +66,32 @@ def plot_ranking(
     title: str = "",
     alpha: float = 0.05,
 ) -> Figure:
-    """The critical-difference diagram of one target (one backbone), or, when the Friedman
-    test was not assessed (fewer than three methods or two patients), a figure that says why,
-    so that the pipeline always records what it could and could not draw."""
+    """The critical-difference diagram of one target: one panel per backbone (methods are
+    ranked within a backbone), and, where the Friedman test was not assessed (fewer than
+    three methods or two patients), a panel that says why, so that the pipeline always
+    records what it could and could not draw."""
+    backbones = list(dict.fromkeys(ranks["backbone"])) if "backbone" in ranks else []
+    if len(backbones) <= 1:
+        return _draw_ranking(None, ranks, pairs, friedman, title, alpha)
+    sizes = [max(ranks["backbone"].eq(b).sum(), 1) for b in backbones]
+    fig = Figure(figsize=(6.0, sum(_height(n) for n in sizes)))
+    panels = fig.subfigures(len(backbones), 1, height_ratios=[_height(n) for n in sizes])
+    for panel, backbone in zip(panels, backbones, strict=True):
+        _draw_ranking(
+            panel,
+            ranks[ranks["backbone"] == backbone],
+            pairs[pairs["backbone"] == backbone] if "backbone" in pairs else pairs,
+            friedman[friedman["backbone"] == backbone] if "backbone" in friedman else friedman,
+            f"{title} [{backbone}]",
+            alpha,
+        )
+    return fig
+
+
+def _draw_ranking(figure, ranks, pairs, friedman, title, alpha):
     status = friedman["status"].iloc[0] if len(friedman) else "not assessed: no scores"
     if status != ASSESSED or ranks.empty or pairs.empty:
-        fig = Figure(figsize=(6.0, 1.2))
+        fig = figure if figure is not None else Figure(figsize=(6.0, 1.2))
         ax = fig.add_subplot()
         ax.set_axis_off()
         ax.text(0.5, 0.5, f"{title}\n{status}", ha="center", va="center", wrap=True)
@@ -71,5 +99,5 @@ def plot_ranking(
     backbone = ranks["backbone"].iloc[0]
     average = ranks.set_index("method")["average_rank"]
     return plot_critical_difference(
-        average, pvalue_matrix(pairs, backbone=backbone), title=title, alpha=alpha
+        average, pvalue_matrix(pairs, backbone=backbone), title=title, alpha=alpha, figure=figure
     )
