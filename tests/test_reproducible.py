@@ -40,7 +40,11 @@ def executed(tmp_name: str, when: str) -> nbformat.NotebookNode:
     injected = new_code_cell("seed = 1")
     injected.metadata["tags"] = ["injected-parameters"]
     cell = new_code_cell("print(seed)", id="stage-00", execution_count=1)
-    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="1\n")]
+    warning = f"{tmp_name}/.venv/lib/x.py:1: UserWarning: {tmp_name}/data\n"
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="1\n"),
+        nbformat.v4.new_output("stream", name="stderr", text=warning),
+    ]
     notebook = new_notebook(cells=[injected, cell])
     notebook.metadata["papermill"] = {
         "input_path": "notebooks/02_train.ipynb",
@@ -67,8 +71,12 @@ def executed(tmp_name: str, when: str) -> nbformat.NotebookNode:
 
 def test_executed_notebooks_lose_what_varies_between_runs():
     output = "results/notebooks/02_train.ipynb"
-    first = strip_volatile(executed("abc123", "2025-01-01T00:00:00"), output)
-    second = strip_volatile(executed("xyz789", "2025-06-30T12:34:56"), output)
+    first, second = (
+        strip_volatile(
+            executed(clone, when), output, {f"{clone}/.venv/": "<venv>/", f"{clone}/": "<project>/"}
+        )
+        for clone, when in [("/a/wing", "2025-01-01T00:00:00"), ("/b", "2025-06-30T12:34:56")]
+    )
     assert nbformat.writes(first) == nbformat.writes(second)
     meta = first.metadata["papermill"]
     assert meta["output_path"] == output and meta["parameters"] == {"seed": 1}
@@ -78,6 +86,7 @@ def test_executed_notebooks_lose_what_varies_between_runs():
         assert "execution" not in cell.metadata
         assert cell.metadata["papermill"] == {"status": "completed", "exception": False}
     assert first.cells[1].outputs[0]["text"] == "1\n"  # outputs and counts are kept
+    assert first.cells[1].outputs[1]["text"] == "<venv>/lib/x.py:1: UserWarning: <project>/data\n"
     nbformat.validate(first)
 
 

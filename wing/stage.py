@@ -7,7 +7,8 @@ kernel is the project's own (``wing``, registered in ``.venv`` by ``make``).
 
 The executed notebook is a hashed DVC output, so what differs between two identical runs is
 stripped before the rename (:func:`strip_volatile`): papermill's and nbclient's timestamps and
-durations, the temporary output path and the random id of papermill's parameters cell.
+durations, the temporary output path, the random id of papermill's parameters cell, and the
+clone's own path in printed warnings.
 """
 
 from __future__ import annotations
@@ -35,10 +36,21 @@ VOLATILE_CELL = ("start_time", "end_time", "duration")
 INJECTED = "injected-parameters"  # papermill's tag on the parameters cell it inserts
 
 
-def strip_volatile(notebook: nbformat.NotebookNode, output: str) -> nbformat.NotebookNode:
+def local_roots() -> dict[str, str]:
+    """Where this clone and its virtual environment lie, as printed by warnings in stream
+    outputs (``/home/me/wing/.venv/lib/...: UserWarning``), and their placeholders."""
+    return {sys.prefix + os.sep: "<venv>/", os.getcwd() + os.sep: "<project>/"}
+
+
+def strip_volatile(
+    notebook: nbformat.NotebookNode, output: str, roots: dict[str, str] | None = None
+) -> nbformat.NotebookNode:
     """Drop from an executed notebook what differs between two identical runs (in place):
     timestamps and durations, the temporary file's name as papermill's ``output_path``
-    (replaced by ``output``), the random id of the injected parameters cell."""
+    (replaced by ``output``), the random id of the injected parameters cell, and in stream
+    outputs the clone's own location (``roots``: path prefix -> placeholder, the longest
+    first; default :func:`local_roots`)."""
+    roots = local_roots() if roots is None else roots
     meta = notebook.metadata.get("papermill", {})
     for key in VOLATILE_NOTEBOOK:
         meta.pop(key, None)
@@ -50,6 +62,12 @@ def strip_volatile(notebook: nbformat.NotebookNode, output: str) -> nbformat.Not
             cell.metadata.get("papermill", {}).pop(key, None)
         if INJECTED in cell.metadata.get("tags", []):
             cell["id"] = INJECTED
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                text = "".join(out["text"]) if isinstance(out["text"], list) else out["text"]
+                for root in sorted(roots, key=len, reverse=True):
+                    text = text.replace(root, roots[root])
+                out["text"] = text
     return notebook
 
 
