@@ -29,7 +29,9 @@ from wing.data.dataset import WoundDataset
 from wing.data.format import Legend, write_legend, write_metadata, write_sample
 from wing.evaluation import evaluate, predict
 from wing.evaluation.metrics import per_image_scores
+from wing.io import write_json
 from wing.models import build_network
+from wing.paths import timing_path
 
 TISSUES = ("granulation", "slough", "necrosis", "epithelium")
 CLASSES = {"wound": 2, "tissue": len(TISSUES) + 1}
@@ -303,10 +305,11 @@ def test_collect_runs_reads_new_and_old_summaries(tmp_path):
                 }
             ],
             "parameters": 100,
-            "mean_step_seconds": 0.5,
             "optimizer_steps": 240,
         },
     )
+    timings = tmp_path / "timings"  # wall-clock, outside the hashed run folder
+    write_json(timing_path("attention_unet", "ew", 0, timings), {"mean_step_seconds": 0.5})
     _write_logs(  # written before per-task best checkpoints
         runs / "attention_unet" / "stl" / "seed0",
         {
@@ -318,8 +321,12 @@ def test_collect_runs_reads_new_and_old_summaries(tmp_path):
             "mean_step_seconds": 0.4,
         },
     )
-    tables = evaluate.collect_runs(_config(tmp_path), runs)
+    tables = evaluate.collect_runs(_config(tmp_path), runs, timings)
     table = tables["runs"].set_index("method")
+    assert table.loc["ew", "mean_step_seconds"] == 0.5  # from the timing file
+    assert table.loc["stl", "mean_step_seconds"] == 0.4  # an older summary's own
+    no_timings = evaluate.collect_runs(_config(tmp_path), runs, timings=None)["runs"]
+    assert no_timings.set_index("method")["mean_step_seconds"].isna()["ew"]
     assert table.loc["ew", "best_epochs"] == "wound 12 / tissue 15"
     assert table.loc["ew", "epochs_trained"] == "wound+tissue 20"
     assert table.loc["ew", "stopped_early"]

@@ -250,3 +250,17 @@ def test_task_weights_one_panel_per_shared_method_and_none_for_stl():
     for ax in drawn:
         assert len([ln for ln in ax.lines if len(ln.get_xdata()) == 3]) == 2  # 3 epochs x 2 tasks
     assert sum(ax.get_legend() is not None for ax in fig.axes) == 1
+
+
+def test_per_image_scores_jitter_is_the_same_every_run(tmp_path):
+    from wing.io import save_figure
+
+    np.random.seed(1)  # a caller's global state: neither decides the jitter nor is changed
+    first = save_figure(tmp_path / "a.png", plot_per_image_scores(_scores())).read_bytes()
+    after = np.random.random()
+    np.random.seed(1)
+    np.random.random()  # another global state
+    second = save_figure(tmp_path / "b.png", plot_per_image_scores(_scores())).read_bytes()
+    assert first == second
+    np.random.seed(1)
+    assert np.random.random() == after

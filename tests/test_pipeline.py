@@ -2,8 +2,9 @@
 
 One slow test (a few minutes on 2 cores) covers what a user relies on: every stage notebook
 runs through papermill, the outputs exist, a second `dvc repro` does nothing, an
-evaluation-only parameter does not retrain, the executed notebooks re-run identically under
-nbval, and a broken dataset stops `prepare` with an error naming the file.
+evaluation-only parameter does not retrain, `dvc repro -f` gives every output the same bytes
+(dvc.lock unchanged), the executed notebooks re-run identically under nbval, and a broken
+dataset stops `prepare` with an error naming the file.
 """
 
 from __future__ import annotations
@@ -147,6 +148,30 @@ def test_second_repro_is_a_no_op_and_evaluation_params_do_not_retrain(project: P
     # compare re-runs, and the report (whose methods text states n_boot); nothing retrains
     assert set(changed) == {"compare", "report"}, changed
     set_params(project, **{"compare.n_boot": 200})
+
+
+def _out_hashes(lock: str) -> dict[str, str]:
+    stages = yaml.safe_load(lock)["stages"]
+    return {
+        out["path"]: out.get("md5", "")
+        for stage in stages.values()
+        for out in stage.get("outs", [])
+    }
+
+
+def test_forced_repro_is_byte_identical(project: Path):
+    """The README's audit: every stage run again from scratch writes the same bytes (executed
+    notebooks, checkpoints, DVCLive logs, tables, figures, report), so `dvc repro -f` leaves
+    dvc.lock as it was; the wall-clock timings live outside the DVC outputs."""
+    before = (project / "dvc.lock").read_text()
+    sh(["dvc", "repro", "-f"], project)
+    after = (project / "dvc.lock").read_text()
+    old, new = _out_hashes(before), _out_hashes(after)
+    assert sorted(p for p in old if old[p] != new.get(p)) == []
+    assert after == before
+    timing = project / "results/timings/attention_unet/gradnorm/seed0.json"
+    assert json.loads(timing.read_text())["mean_step_seconds"] > 0
+    assert (project / "results/timings/runs.csv").is_file()
 
 
 def test_executed_notebooks_reproduce_under_nbval(project: Path):

@@ -80,7 +80,7 @@ loss (`best_<task>.pt`) and the last one (`last.pt`). Per-epoch losses are logge
             + """import pandas as pd
 
 from wing.config import load_config
-from wing.paths import SPLIT, run_dir
+from wing.paths import SPLIT, run_dir, timing_path
 from wing.training.loop import train_run
 
 config = load_config(params_path)
@@ -90,6 +90,7 @@ split = pd.read_csv(SPLIT, dtype=str)"""
     method=method, backbone=backbone, seed=seed, dataset_root=config.data.root, split=split,
     image_size=config.data.image_size, config=config.train, out_dir=run_dir(backbone, method, seed),
     recipe=config.recipes[method], backbone_options=config.backbone_options(backbone),
+    timing_file=timing_path(backbone, method, seed),  # wall-clock: outside the hashed outputs
 )
 pd.DataFrame(summary["networks"])[
     ["tasks", "balancer", "best_epochs", "epochs_trained", "stopped_early", "optimizer_steps", "parameters"]
@@ -169,7 +170,7 @@ from wing.evaluation.evaluate import collect_runs
 from wing.figures.plots import plot_balancer_weights, plot_loss_curves, plot_per_image_scores, plot_task_weights
 from wing.figures.ranking import plot_ranking
 from wing.io import save_figure, write_csv, write_text
-from wing.paths import COMPARE, EVALUATION, FIGURES
+from wing.paths import COMPARE, EVALUATION, FIGURES, TIMINGS
 from wing.statistics.claims import claims_table
 from wing.statistics.convergence import convergence_comparison, convergence_table
 from wing.statistics.interaction import backbone_interaction
@@ -233,7 +234,9 @@ save_table("paired_tests_last_epoch", compare_to_reference(scores, reference=c.r
         new_code_cell("""convergence = save_table("convergence", convergence_table(runs["history"], tolerance=c.convergence_tolerance, runs=runs["runs"]))
 save_table("convergence_comparison", convergence_comparison(convergence, reference=c.reference, window=c.convergence_window))"""),
         new_markdown_cell("## Parameters and cost"),
-        new_code_cell("""costs = save_table("parameters", runs["runs"])
+        new_code_cell("""costs = save_table("parameters", runs["runs"].drop(columns="mean_step_seconds"))
+# wall-clock seconds per step vary between identical runs: kept out of the hashed outputs
+write_csv(TIMINGS / "runs.csv", runs["runs"][["backbone", "method", "seed", "mean_step_seconds"]])
 costs[["backbone", "method", "seed", "networks", "parameters", "best_epochs", "epochs_trained", "stopped_early", "optimizer_steps"]]"""),
         new_markdown_cell("## The verdicts, by the written claim rule"),
         new_code_cell("""claims = save_table("claims", claims_table(

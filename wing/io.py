@@ -71,9 +71,28 @@ def write_csv(path: str | os.PathLike, frame) -> Path:
     return Path(path)
 
 
+# Figure metadata that would vary with the time of the run or the matplotlib build: left out,
+# so a figure is reproducible to the byte (a hashed DVC output). SVG ids are salted, not random.
+FIGURE_METADATA = {
+    "png": {"Software": None},
+    "pdf": {"Creator": None, "Producer": None, "CreationDate": None},
+    "svg": {"Creator": None, "Date": None},
+}
+
+
 def save_figure(path: str | os.PathLike, figure) -> Path:
-    """Save a matplotlib figure atomically (format from the suffix)."""
+    """Save a matplotlib figure atomically (format from the suffix), without the metadata
+    that differs between two identical runs (creation date, software version)."""
+    import matplotlib
+
     path = Path(path)
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format=path.suffix.lstrip("."), dpi=120, bbox_inches="tight")
+    form = path.suffix.lstrip(".")
+    with atomic_path(path) as tmp, matplotlib.rc_context({"svg.hashsalt": "wing"}):
+        figure.savefig(
+            tmp,
+            format=form,
+            dpi=120,
+            bbox_inches="tight",
+            metadata=FIGURE_METADATA.get(form),
+        )
     return path

@@ -10,11 +10,20 @@ EVALUATION = Path("results/evaluation")
 COMPARE = Path("results/compare")
 FIGURES = Path("results/figures")
 REPORT = Path("results/report.html")
+# Wall-clock measures: not DVC outputs (dvc.lock records the hash of every declared out, cached
+# or not), so the hashed outputs stay byte-identical between two runs. Git-ignored.
+TIMINGS = Path("results/timings")
 
 
 def run_dir(backbone: str, method: str, seed: int, runs: Path = RUNS) -> Path:
     """The folder of one train-matrix run (``results/runs/<backbone>/<method>/seed<k>``)."""
     return Path(runs) / backbone / method / f"seed{seed}"
+
+
+def timing_path(backbone: str, method: str, seed: int, timings: Path = TIMINGS) -> Path:
+    """The wall-clock timing file of one run (``results/timings/<backbone>/<method>/
+    seed<k>.json``), outside the run's hashed folder."""
+    return Path(timings) / backbone / method / f"seed{seed}.json"
 
 
 def enter_project(start: str | Path | None = None) -> Path:

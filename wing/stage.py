@@ -4,6 +4,11 @@
 temporary file and renames it to OUTPUT only if every cell ran; a failed run's notebook goes
 to ``logs/failed/`` for inspection, so ``results/`` never holds a half-executed record. The
 kernel is the project's own (``wing``, registered in ``.venv`` by ``make``).
+
+The executed notebook is a hashed DVC output, so what differs between two identical runs is
+stripped before the rename (:func:`strip_volatile`): papermill's and nbclient's timestamps and
+durations, the temporary output path, the random id of papermill's parameters cell, and the
+clone's own path in printed warnings.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import os
 import sys
 from pathlib import Path
 
+import nbformat
 import papermill
 import yaml
 
@@ -21,6 +27,48 @@ from wing.io import atomic_path
 # The project kernel, registered inside .venv by the Makefile (ipykernel install --sys-prefix),
 # so a user-level "python3" kernel elsewhere can never run the stages without `wing`.
 KERNEL = "wing"
+
+# Notebook- and cell-level papermill metadata that records when, not what (start/end times,
+# durations, the kernel's environment variables); nbclient's `metadata.execution` timestamps
+# go entirely. What stays (parameters, status, papermill's version) is the same every run.
+VOLATILE_NOTEBOOK = ("start_time", "end_time", "duration", "environment_variables")
+VOLATILE_CELL = ("start_time", "end_time", "duration")
+INJECTED = "injected-parameters"  # papermill's tag on the parameters cell it inserts
+
+
+def local_roots() -> dict[str, str]:
+    """Where this clone and its virtual environment lie, as printed by warnings in stream
+    outputs (``/home/me/wing/.venv/lib/...: UserWarning``), and their placeholders."""
+    return {sys.prefix + os.sep: "<venv>/", os.getcwd() + os.sep: "<project>/"}
+
+
+def strip_volatile(
+    notebook: nbformat.NotebookNode, output: str, roots: dict[str, str] | None = None
+) -> nbformat.NotebookNode:
+    """Drop from an executed notebook what differs between two identical runs (in place):
+    timestamps and durations, the temporary file's name as papermill's ``output_path``
+    (replaced by ``output``), the random id of the injected parameters cell, and in stream
+    outputs the clone's own location (``roots``: path prefix -> placeholder, the longest
+    first; default :func:`local_roots`)."""
+    roots = local_roots() if roots is None else roots
+    meta = notebook.metadata.get("papermill", {})
+    for key in VOLATILE_NOTEBOOK:
+        meta.pop(key, None)
+    if "output_path" in meta:
+        meta["output_path"] = output
+    for cell in notebook.cells:
+        cell.metadata.pop("execution", None)
+        for key in VOLATILE_CELL:
+            cell.metadata.get("papermill", {}).pop(key, None)
+        if INJECTED in cell.metadata.get("tags", []):
+            cell["id"] = INJECTED
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                text = "".join(out["text"]) if isinstance(out["text"], list) else out["text"]
+                for root in sorted(roots, key=len, reverse=True):
+                    text = text.replace(root, roots[root])
+                out["text"] = text
+    return notebook
 
 
 def run(notebook: str, output: str, parameters: dict) -> None:
@@ -41,6 +89,8 @@ def run(notebook: str, output: str, parameters: dict) -> None:
             os.replace(tmp, failed)
             print(f"stage notebook {notebook} failed; executed copy: {failed}", file=sys.stderr)
             raise
+        notebook_node = nbformat.read(tmp, as_version=nbformat.NO_CONVERT)
+        nbformat.write(strip_volatile(notebook_node, output), tmp)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -24,7 +24,7 @@ from wing.data.dataset import WoundDataset
 from wing.data.format import IMAGES, load_sample, read_legend
 from wing.evaluation.metrics import score_tables
 from wing.evaluation.predict import CHECKPOINTS, predict_run
-from wing.paths import RUNS, SPLIT, run_dir
+from wing.paths import RUNS, SPLIT, TIMINGS, run_dir, timing_path
 
 RUN_KEYS = ("backbone", "method", "seed")
 PER_IMAGE_COLUMNS = [
@@ -189,12 +189,24 @@ def _labelled(rows: list[dict], by: str, value: str) -> str | float:
     return " / ".join(f"{k} {v}" for k, v in seen.items())
 
 
-def collect_runs(config: Config, runs: Path = RUNS) -> dict[str, pd.DataFrame]:
+def _mean_step_seconds(keys: dict, summary: dict, timings: Path | None) -> float:
+    """A run's wall-clock seconds per step: from its timing file (``results/timings/``, not a
+    DVC output), else from a summary written before timings left it, else NaN."""
+    path = timing_path(**keys, timings=timings) if timings is not None else None
+    if path is not None and path.is_file():
+        return float(json.loads(path.read_text())["mean_step_seconds"])
+    return float(summary.get("mean_step_seconds", np.nan))
+
+
+def collect_runs(
+    config: Config, runs: Path = RUNS, timings: Path | None = TIMINGS
+) -> dict[str, pd.DataFrame]:
     """The runs' histories, balancer logs and summaries as tidy tables.
 
     ``runs`` has one row per run: ``networks, parameters, best_epochs`` ("wound 12 /
     tissue 15", per task), ``epochs_trained`` (per network: "wound+tissue 20"),
-    ``stopped_early`` (any network), ``optimizer_steps`` and ``mean_step_seconds``;
+    ``stopped_early`` (any network), ``optimizer_steps`` and ``mean_step_seconds`` (from the
+    run's timing file under ``timings``, NaN when not recorded; varies between runs);
     ``networks`` has one row per network and task (``best_epoch, epochs_trained,
     stopped_early``). Keys that older runs lack are NaN (False for ``stopped_early``).
     """
@@ -216,7 +228,7 @@ def collect_runs(config: Config, runs: Path = RUNS) -> dict[str, pd.DataFrame]:
                 "epochs_trained": _labelled(rows, "network", "epochs_trained"),
                 "stopped_early": any(row["stopped_early"] for row in rows),
                 "optimizer_steps": steps if np.isscalar(steps) else json.dumps(steps),
-                "mean_step_seconds": summary["mean_step_seconds"],
+                "mean_step_seconds": _mean_step_seconds(keys, summary, timings),
             }
         )
     return {

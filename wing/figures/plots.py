@@ -7,7 +7,8 @@ Every function builds a :class:`matplotlib.figure.Figure` directly (no ``pyplot`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,18 @@ from wing.statistics.paired import method_order, seed_averaged
 TASK_ORDER = ("wound", "tissue")
 CONVERGENCE_GID = "convergence"
 _PANEL = (4.2, 3.2)  # inches per panel
+
+
+@contextlib.contextmanager
+def _seeded_global_numpy(seed: int) -> Iterator[None]:
+    """Seed numpy's global generator for a block (seaborn's strip-plot jitter draws from it,
+    so a figure is the same bytes every run), then give back the caller's state."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
 
 
 def method_palette(methods: Sequence[str]) -> dict[str, tuple[float, float, float]]:
@@ -153,7 +166,8 @@ def plot_per_image_scores(
             ax=ax,
         )
         sns.boxplot(**common, showfliers=False, fill=False, linewidth=1.0)
-        sns.stripplot(**common, dodge=True, size=2.5, alpha=0.5, jitter=0.2, legend=False)
+        with _seeded_global_numpy(0):  # seaborn draws the jitter from numpy's global RNG
+            sns.stripplot(**common, dodge=True, size=2.5, alpha=0.5, jitter=0.2, legend=False)
         ax.set(
             title=str(backbone) if backbone is not None else "",
             xlabel="",

@@ -44,7 +44,7 @@ from wing.config import TrainConfig
 from wing.config import backbone_options as backbone_options_of
 from wing.data.dataset import WoundDataset
 from wing.data.format import Legend, read_legend
-from wing.io import atomic_directory
+from wing.io import atomic_directory, write_json
 from wing.models import build_network, count_parameters
 from wing.training.determinism import seed_everything, select_device
 from wing.training.methods import DEFAULT_RECIPES, TASKS, Recipe
@@ -358,12 +358,12 @@ def train_network(
         "initial_losses": start_losses,
         "train_samples": len(train_subset),
         "parameters": count_parameters(network),
-        # The first epoch is left out (warm-up), unless it is the only one.
-        "mean_step_seconds": float(np.mean(step_seconds[steps:] or step_seconds)),
         "device": str(device),
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
+    # Wall-clock time is returned, never written to out_dir (a hashed output): train_run puts
+    # it in the run's timing file. The first epoch is left out (warm-up), unless it is the only one.
+    return {**summary, "mean_step_seconds": float(np.mean(step_seconds[steps:] or step_seconds))}
 
 
 def network_dir_name(tasks: tuple[str, ...]) -> str:
@@ -382,6 +382,7 @@ def train_run(
     out_dir: str | Path,
     recipe: Recipe | None = None,
     backbone_options: dict | None = None,
+    timing_file: str | Path | None = None,
 ) -> dict:
     """Train every network of ``method`` (its ``recipe``; None = the default recipe of that
     name) and write the run folder atomically.
@@ -389,7 +390,10 @@ def train_run(
     The folder holds one sub-folder per network (checkpoints, DVCLive logs) and the run's
     tidy ``history.csv``, ``balancer_log.csv`` and ``summary.json``. ``backbone_options``:
     the backbone builder's options (``Config.backbone_options``; None = those ``config``
-    gives the Attention-UNet, none for other backbones).
+    gives the Attention-UNet, none for other backbones). Wall-clock time per optimiser step
+    (``mean_step_seconds``, summed over the networks) varies between identical runs, so it is
+    kept out of the folder: written to ``timing_file`` (if given) and added to the returned
+    summary only.
     """
     spec = recipe or DEFAULT_RECIPES[method]
     if spec.name != method:
@@ -427,6 +431,7 @@ def train_run(
         log = pd.concat(logs, ignore_index=True).assign(**keys)
         history.to_csv(tmp / "history.csv", index=False)
         log.to_csv(tmp / "balancer_log.csv", index=False)
+        seconds = {network_dir_name(s["tasks"]): s.pop("mean_step_seconds") for s in summaries}
         summary = {
             **keys,
             # Every network takes steps_per_epoch steps per epoch; they differ only when
@@ -435,9 +440,11 @@ def train_run(
             "steps_per_epoch": summaries[0]["steps_per_epoch"],
             "networks": summaries,
             "parameters": int(sum(s["parameters"] for s in summaries)),
-            "mean_step_seconds": float(sum(s["mean_step_seconds"] for s in summaries)),
             "train_config": asdict(config),
             "recipe": asdict(spec),
         }
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, default=list) + "\n")
-    return summary
+    timing = {"mean_step_seconds": float(sum(seconds.values())), "networks": seconds}
+    if timing_file is not None:
+        write_json(timing_file, {**keys, "device": summaries[0]["device"], **timing})
+    return {**summary, "mean_step_seconds": timing["mean_step_seconds"]}
