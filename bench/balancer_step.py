@@ -56,12 +56,17 @@ from _measure import (
 
 from wing.balancing import Balancer, Step
 from wing.config import load_config, resolve
+from wing.data.format import Legend
 from wing.models import build_network, count_parameters
-from wing.training.loop import _task_losses, frozen_batchnorm_statistics, validation_losses
+from wing.training.loop import TaskLosses, frozen_batchnorm_statistics, validation_losses
 from wing.training.methods import TASKS, Recipe
 
 BACKBONE = "attention_unet"
 TASK_CLASSES = {"wound": 2, "tissue": 5}
+# The trainer's task losses (Dice + CE) for the benchmark's wound and 4-class tissue labels.
+TASK_LOSSES = TaskLosses(
+    tuple(TASK_CLASSES), Legend(("granulation", "slough", "necrosis", "epithelium"))
+)
 REFERENCE = "ew"
 STL = "stl"
 TARGET_RATIO = 1.05  # the target: GradNorm and every loss-weighting method <= 1.05x EW
@@ -138,7 +143,7 @@ def build_subject(
     balancer = recipe.build_balancer(tasks).to(device)
     own = {task: targets[task] for task in tasks}
     # L_i(0) as the trainer measures it: eval mode, no grad (here on the benchmark batch).
-    balancer.start(validation_losses(network, [{"image": images, **targets}], device))
+    balancer.start(validation_losses(network, [{"image": images, **targets}], device, TASK_LOSSES))
     return Subject(
         network,
         optimizer,
@@ -154,12 +159,12 @@ def train_step(subject: Subject, images: torch.Tensor) -> None:
     network, targets = subject.network, subject.targets
     network.train()
     representation, logits = network(images)
-    losses = _task_losses(logits, targets)
+    losses = TASK_LOSSES(logits, targets)
     subject.optimizer.zero_grad(set_to_none=True)
 
     def closure(image=images, targets=targets):
         with frozen_batchnorm_statistics(network):
-            return _task_losses(network(image)[1], targets)
+            return TASK_LOSSES(network(image)[1], targets)
 
     subject.balancer.backward(
         losses,
