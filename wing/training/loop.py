@@ -49,13 +49,7 @@ from wing.models import build_network, count_parameters
 from wing.training.determinism import seed_everything, select_device
 from wing.training.methods import DEFAULT_RECIPES, TASKS, Recipe
 from wing.training.sampler import TaskBatchSampler, task_balanced
-from wing.training.tasks import image_tasks, task_spec
-from wing.training.tasks import task_classes as classes_of
-
-
-def task_classes(dataset_root: str | Path, tasks: tuple[str, ...]) -> dict[str, int]:
-    """Output labels per task (:func:`wing.training.tasks.task_classes` of the legend)."""
-    return classes_of(read_legend(dataset_root), tasks)
+from wing.training.tasks import image_tasks, task_classes, task_spec
 
 
 class TaskLosses:
@@ -190,7 +184,7 @@ def train_network(
     if backbone_options is None:
         backbone_options = backbone_options_of(backbone, config)
     legend = read_legend(dataset_root)
-    classes = classes_of(legend, tasks)
+    classes = task_classes(legend, tasks)
     network = build_network(
         backbone,
         classes,

@@ -38,8 +38,6 @@ COMPARED_TASKS: tuple[str, ...] = ("wound", "tissue")
 PRESENCE_CLASSES: tuple[str, ...] = ("slough", "necrosis", "epithelium")
 """Tissue classes whose presence the image-level task predicts (those the legend has)."""
 
-WOUND_LABELS = 2  # not wound, wound
-
 
 @dataclass(frozen=True)
 class TaskSpec:
