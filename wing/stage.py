@@ -38,7 +38,8 @@ INJECTED = "injected-parameters"  # papermill's tag on the parameters cell it in
 
 def local_roots() -> dict[str, str]:
     """Where this clone and its virtual environment lie, as printed by warnings in stream
-    outputs (``/home/me/wing/.venv/lib/...: UserWarning``), and their placeholders."""
+    outputs (``/home/me/wing/.venv/lib/...: UserWarning``), and the names written instead
+    (``<venv>/``, ``<project>/``)."""
     return {sys.prefix + os.sep: "<venv>/", os.getcwd() + os.sep: "<project>/"}
 
 
@@ -48,8 +49,8 @@ def strip_volatile(
     """Drop from an executed notebook what differs between two identical runs (in place):
     timestamps and durations, the temporary file's name as papermill's ``output_path``
     (replaced by ``output``), the random id of the injected parameters cell, and in stream
-    outputs the clone's own location (``roots``: path prefix -> placeholder, the longest
-    first; default :func:`local_roots`)."""
+    outputs the clone's own location (``roots``: path prefix -> the name written instead,
+    the longest first; default :func:`local_roots`)."""
     roots = local_roots() if roots is None else roots
     meta = notebook.metadata.get("papermill", {})
     for key in VOLATILE_NOTEBOOK:
