@@ -38,7 +38,9 @@ def cohort(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
     return root, patient_split(metadata, (0.6, 0.2, 0.2), seed=0)
 
 
-def run(cohort, out: Path, name: str, seed: int = 0, config: TrainConfig = TINY) -> dict:
+def run(
+    cohort, out: Path, name: str, seed: int = 0, config: TrainConfig = TINY, recipe=None
+) -> dict:
     root, split = cohort
     return train_run(
         method=name,
@@ -49,7 +51,15 @@ def run(cohort, out: Path, name: str, seed: int = 0, config: TrainConfig = TINY)
         image_size=32,
         config=config,
         out_dir=out,
+        recipe=recipe,
     )
+
+
+def params_recipe(name: str):
+    """A recipe as params.yaml writes it."""
+    from wing.config import load_config
+
+    return load_config(Path(__file__).parents[1] / "params.yaml").recipes[name]
 
 
 def test_same_seed_same_numbers(cohort, tmp_path: Path):
@@ -373,23 +383,12 @@ def test_an_auxiliary_image_task_trains_beside_the_compared_tasks(cohort, tmp_pa
     """ResFormer's recipe: the image-level task has its head, its loss and its best
     checkpoint; evaluation predicts label maps for the segmentation tasks and probabilities
     for the image task; the compared tasks alone decide early stopping."""
-    from wing.config import load_config
     from wing.evaluation.predict import predict_probabilities
 
-    recipe = load_config(Path(__file__).parents[1] / "params.yaml").recipes["resformer"]
     root, split = cohort
     out = tmp_path / "resformer"
-    summary = train_run(
-        method="resformer",
-        backbone="attention_unet",
-        seed=0,
-        dataset_root=root,
-        split=split,
-        image_size=32,
-        config=dataclasses.replace(TINY, epochs=2),
-        out_dir=out,
-        recipe=recipe,
-    )
+    epochs = dataclasses.replace(TINY, epochs=2)
+    summary = run(cohort, out, "resformer", config=epochs, recipe=params_recipe("resformer"))
     folder = out / "wound+tissue+tissue_presence"
     assert {p.name for p in folder.glob("best_*.pt")} == {
         "best_wound.pt",
@@ -409,26 +408,15 @@ def test_an_auxiliary_image_task_trains_beside_the_compared_tasks(cohort, tmp_pa
 
 def test_only_the_compared_tasks_extend_training(cohort, tmp_path: Path, monkeypatch):
     """An auxiliary task that keeps improving does not keep a network training."""
-    from wing.config import load_config
-
     script = {
         "wound": [1.0, 1.1, 1.2, 1.3, 1.4],
         "tissue": [2.0, 2.1, 2.2, 2.3, 2.4],
         "tissue_presence": [0.9, 0.8, 0.7, 0.6, 0.5],
     }
     scripted_validation(monkeypatch, script)
-    recipe = load_config(Path(__file__).parents[1] / "params.yaml").recipes["resformer"]
-    root, split = cohort
-    summary = train_run(
-        method="resformer",
-        backbone="attention_unet",
-        seed=0,
-        dataset_root=root,
-        split=split,
-        image_size=32,
-        config=dataclasses.replace(TINY, epochs=5, patience=2),
-        out_dir=tmp_path / "run",
-        recipe=recipe,
+    config = dataclasses.replace(TINY, epochs=5, patience=2)
+    summary = run(
+        cohort, tmp_path / "run", "resformer", config=config, recipe=params_recipe("resformer")
     )
     network = summary["networks"][0]
     assert network["epochs_trained"] == 3 and network["stopped_early"]
