@@ -312,18 +312,7 @@ def test_every_recipe_of_params_yaml_trains_and_resumes_its_balancer(cohort, tmp
     recipes = load_config(Path(__file__).parents[1] / "params.yaml").recipes
     one_epoch = dataclasses.replace(TINY, epochs=1)
     for name, recipe in recipes.items():
-        root, split = cohort
-        summary = train_run(
-            method=name,
-            backbone="attention_unet",
-            seed=0,
-            dataset_root=root,
-            split=split,
-            image_size=32,
-            config=one_epoch,
-            out_dir=tmp_path / name,
-            recipe=recipe,
-        )
+        summary = run(cohort, tmp_path / name, name, config=one_epoch, recipe=recipe)
         log = pd.read_csv(tmp_path / name / "balancer_log.csv")
         assert log["weight"].notna().all(), name
         for tasks in recipe.task_groups:

@@ -22,7 +22,7 @@ from sklearn.metrics import f1_score, roc_auc_score
 from wing.config import Config
 from wing.data.format import read_legend
 from wing.evaluation.evaluate import RUN_KEYS, matrix, native_references, test_dataset
-from wing.evaluation.predict import CHECKPOINTS, predict_probabilities
+from wing.evaluation.predict import CHECKPOINTS, network_dirs, predict_probabilities
 from wing.paths import RUNS, SPLIT, run_dir
 from wing.training.tasks import AUXILIARY_TASKS, presence_indices, presence_target, task_spec
 
@@ -59,14 +59,19 @@ def score_image_tasks(config: Config, runs: Path = RUNS, split_path: Path = SPLI
     """One row per run, checkpoint rule, image-level task, label and metric (:data:`COLUMNS`);
     empty when no run trains an image-level task."""
     rows: list[dict] = []
-    dataset, test = test_dataset(config, split_path)
     legend = read_legend(config.data.root)
-    references = None
+    dataset = test = references = None  # read once, and only when a run has an image task
     for keys in matrix(config):
         for task in AUXILIARY_TASKS:
             spec = task_spec(task)
             if spec.kind != "image":
                 continue
+            if task not in network_dirs(run_dir(**keys, runs=runs)):
+                continue  # this run has no network for the task
+            if dataset is None:
+                dataset, test = test_dataset(config, split_path)
+                _, tissue = native_references(config.data.root, list(test["sample_id"]))
+                references = presence_references(tissue, presence_indices(legend))
             for checkpoint in CHECKPOINTS:
                 probability = predict_probabilities(
                     run_dir(**keys, runs=runs),
@@ -76,11 +81,6 @@ def score_image_tasks(config: Config, runs: Path = RUNS, split_path: Path = SPLI
                     config.evaluate.batch_size,
                     config.train.device,
                 )
-                if probability is None:
-                    break  # this run has no network for the task
-                if references is None:
-                    _, tissue = native_references(config.data.root, list(test["sample_id"]))
-                    references = presence_references(tissue, presence_indices(legend))
                 labelled = ~np.isnan(references).any(1)
                 patients = test.loc[labelled, "patient_id"].nunique()
                 for column, label in enumerate(spec.labels(legend)):
