@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -113,10 +114,11 @@ def test_repro_produces_every_result(project: Path):
         "figures/per_image_dice.png",
         "figures/gradnorm_weights.png",
         "figures/cohort_examples.png",
+        "external/status.csv",
     ]:
         assert (results / name).is_file(), name
     notebooks = sorted(p.name for p in (results / "notebooks").glob("*.ipynb"))
-    assert len(notebooks) == 4 + 3 * 2  # four stages + 3 methods x 2 seeds
+    assert len(notebooks) == 5 + 3 * 2  # five stages + 3 methods x 2 seeds
     scores = pd.read_csv(results / "evaluation/per_image_scores.csv")
     assert set(scores["method"]) == {"stl", "ew", "gradnorm"} and set(scores["seed"]) == {0, 1}
     assert {"sample_id", "patient_id", "target", "metric", "value", "backbone"} <= set(scores)
@@ -178,7 +180,7 @@ def test_forced_repro_is_byte_identical(project: Path):
 def test_executed_notebooks_reproduce_under_nbval(project: Path):
     notebooks = [
         f"results/notebooks/{name}.ipynb"
-        for name in ("01_prepare", "03_evaluate", "04_compare", "05_report")
+        for name in ("01_prepare", "03_evaluate", "04_external", "06_compare", "07_report")
     ]
     done = sh(
         [
@@ -218,3 +220,73 @@ def test_broken_dataset_stops_prepare_naming_the_file(project: Path, tmp_path: P
     finally:
         set_params(project, **{"data.source": "synthetic", "data.raw.folder": ""})
         sh(["dvc", "checkout"], project, check=False)
+
+
+GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+
+
+def _commit(project: Path, message: str) -> None:
+    sh(["git", "add", "-A"], project)
+    sh([*GIT, "commit", "-qm", message, "--allow-empty"], project)
+
+
+def test_experiment_queue_runs_experiments_side_by_side(project: Path):
+    """README "Sweeps": experiments queued from the committed pipeline run two at a time
+    (`dvc queue start -j 2`), each with one torch thread, and land as named experiments."""
+    sh(["dvc", "repro"], project)
+    _commit(project, "baseline")  # the queue runs the committed pipeline, not the workspace
+    for n_boot in (150, 250):
+        sh(
+            [
+                "dvc",
+                "exp",
+                "run",
+                "--queue",
+                "-n",
+                f"boot{n_boot}",
+                "-S",
+                f"compare.n_boot={n_boot}",
+                "-S",
+                "train.num_threads=1",
+            ],
+            project,
+        )
+    sh(["dvc", "queue", "start", "-j", "2"], project)
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        status = sh(["dvc", "queue", "status"], project).stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(5)
+    sh(["dvc", "queue", "stop"], project, check=False)
+    assert "Failed" not in status, (
+        status + sh(["dvc", "queue", "logs", "boot150"], project, check=False).stdout
+    )
+    shown = json.loads(sh(["dvc", "exp", "show", "--json"], project).stdout)
+    text = json.dumps(shown)
+    assert '"boot150"' in text and '"boot250"' in text, text[:3000]
+    assert '"n_boot": 150' in text and '"n_boot": 250' in text
+
+
+def test_experiments_travel_between_machines(project: Path, tmp_path: Path):
+    """README "Several machines": an experiment is pushed to a git remote and a DVC remote
+    (`dvc exp push`) and pulled on another clone (`dvc exp pull`), outputs included."""
+    origin, storage = tmp_path / "origin.git", tmp_path / "storage"
+    sh(["git", "init", "-q", "--bare", str(origin)], tmp_path)
+    sh(["dvc", "remote", "add", "-d", "-f", "shared", str(storage)], project)
+    sh(["git", "remote", "add", "origin", str(origin)], project, check=False)
+    _commit(project, "remote")
+    sh(["git", "push", "-q", "origin", "HEAD:refs/heads/main"], project)
+    sh(["dvc", "exp", "run", "-n", "pushed", "-S", "compare.n_boot=120"], project)
+    sh(["dvc", "exp", "push", "origin", "pushed"], project)
+    other = tmp_path / "machine2"
+    sh(["git", "clone", "-q", "-b", "main", str(origin), str(other)], tmp_path)
+    sh(["dvc", "exp", "pull", "origin", "pushed"], other)
+    sh(["dvc", "exp", "apply", "pushed"], other)
+    sh(["dvc", "checkout"], other)
+    params = yaml.safe_load((other / "params.yaml").read_text())
+    assert params["compare"]["n_boot"] == 120
+    claims = pd.read_csv(other / "results/compare/claims.csv")
+    pushed = pd.read_csv(project / "results/compare/claims.csv")
+    pd.testing.assert_frame_equal(claims, pushed)
+    assert "Data and pipelines are up to date" in sh(["dvc", "status"], other).stdout

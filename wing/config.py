@@ -100,6 +100,8 @@ class TrainConfig:
 class EvaluateConfig:
     batch_size: int = 16
     checkpoint: str = "best"  # the primary rule: per task, its best validation epoch; or "last"
+    # External validation: data sources scored, never trained on (wing.evaluation.external).
+    external: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -386,3 +388,6 @@ def _check(config: Config, path: Path) -> None:
             raise ConfigError(f"{path}: {key} must be one of {list(allowed)}, got {value!r}")
     if not 0 < config.compare.significance < 1:
         raise ConfigError(f"{path}: compare.significance must be between 0 and 1")
+    from wing.evaluation.external import check_external  # imports wing.config: not at the top
+
+    check_external(config, path)

@@ -8,6 +8,7 @@ SPLIT = Path("data/prepared/split.csv")
 RUNS = Path("results/runs")
 EVALUATION = Path("results/evaluation")
 COMPARE = Path("results/compare")
+EXTERNAL = Path("results/external")
 FIGURES = Path("results/figures")
 REPORT = Path("results/report.html")
 # Wall-clock measures: not DVC outputs (dvc.lock records the hash of every declared out, cached

@@ -24,7 +24,7 @@ from wing.config import Config
 from wing.data.taxonomy import legend_table
 from wing.evaluation.evaluate import at_checkpoint
 from wing.methods_text import link_summary, render_methods
-from wing.paths import COMPARE, EVALUATION, FIGURES
+from wing.paths import COMPARE, EVALUATION, EXTERNAL, FIGURES
 from wing.statistics.claims import (
     BACKBONE_RULE,
     CONVERGENCE_RULE,
@@ -390,6 +390,41 @@ def image_task_table(evaluation: Path = EVALUATION, checkpoint: str = "best") ->
     return wide
 
 
+EXTERNAL_COLUMNS = [
+    "dataset",
+    "backbone",
+    "method",
+    "target",
+    "n_patients",
+    "n_images",
+    "mean",
+    "ci_low",
+    "ci_high",
+]
+EXTERNAL_PAIRED_COLUMNS = [
+    "dataset",
+    "backbone",
+    "target",
+    "method",
+    "n_patients",
+    "n_images",
+    "mean_difference",
+    "ci_low",
+    "ci_high",
+    "ttest_p_holm",
+    "wilcoxon_p_holm",
+]
+
+
+def external_tables(external: Path = EXTERNAL) -> dict[str, pd.DataFrame]:
+    """The external-validation stage's status, patient-level summary and paired tables
+    (empty where the stage wrote none)."""
+    return {
+        name: read_optional(external / f"{name}.csv")
+        for name in ("status", "summary", "comparisons")
+    }
+
+
 def _claim_ids(headline: pd.DataFrame, assessed: bool) -> list[str]:
     """The headline claims (in table order) that were, or were not, assessed."""
     mask = (headline["verdict"] != NOT_ASSESSED) == assessed
@@ -401,6 +436,7 @@ def build_report(
     evaluation: Path = EVALUATION,
     compare: Path = COMPARE,
     figures: Path = FIGURES,
+    external: Path = EXTERNAL,
     split_path: Path | None = Path("data/prepared/split.csv"),
 ) -> str:
     """The HTML report of one pipeline run."""
@@ -423,6 +459,7 @@ def build_report(
     real = config.data.source in REAL_SOURCES
     cost, cost_where = balancer_cost_table()
     architecture_cost, architecture_cost_where = architecture_cost_table()
+    outside = external_tables(external)
     environment = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
     template = environment.from_string(TEMPLATE.read_text(encoding="utf-8"))
     return template.render(
@@ -465,6 +502,9 @@ def build_report(
         parameters=_table(parameters.drop(columns="mean_step_seconds", errors="ignore")),
         pooled=_table(pooled_wide),
         image_tasks=_table_or_nothing(image_task_table(evaluation), digits=3),
+        external_status=_table_or_nothing(outside["status"]),
+        external_summary=_table_or_nothing(outside["summary"], digits=3, columns=EXTERNAL_COLUMNS),
+        external_paired=_table_or_nothing(outside["comparisons"], columns=EXTERNAL_PAIRED_COLUMNS),
         balancer_cost=_table(cost, digits=4),
         balancer_cost_where=cost_where,
         architecture_cost=_table(architecture_cost, digits=4),
