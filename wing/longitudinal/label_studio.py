@@ -15,8 +15,9 @@ example masks (``tests/test_label_studio.py``):
 
 - Vertices: a point at ``p`` percent lies at pixel index ``rint(p / 100 * (W - 1))``, so
   0 % and 100 % are the centres of the first and last pixel; pixel ``(i, j)`` is the unit
-  square centred on ``(i, j)``. Polygons are filled with PIL ``ImageDraw.polygon`` (interior
-  and boundary pixels), not skimage (not installed, and it leaves boundary pixels out).
+  square centred on ``(i, j)``. A polygon sets the pixels whose centres lie inside it or on
+  its edges: PIL ``ImageDraw.polygon`` fills it and a one-pixel ``ImageDraw.line`` traces
+  its edges, as OpenCV's ``fillPoly`` (the release's) does; skimage is not installed.
 - Overlap: tissue polygons are drawn largest first (area of the rounded polygon), so a small
   island drawn inside a larger region stays on top whatever the export order; equal areas
   keep the export order.
@@ -31,7 +32,6 @@ example masks (``tests/test_label_studio.py``):
 from __future__ import annotations
 
 import json
-import math
 import re
 from pathlib import Path
 
@@ -354,6 +354,6 @@ def _size(polygons: pd.DataFrame, size: tuple[int, int] | None) -> tuple[int, in
     if size is None:
         return int(polygons["width"].iloc[0]), int(polygons["height"].iloc[0])
     width, height = (int(s) for s in size)
-    if width < 1 or height < 1 or not math.isfinite(width * height):
+    if width < 1 or height < 1:
         raise ValueError(f"size must be (width, height) > 0, got {size}")
     return width, height
