@@ -386,3 +386,20 @@ def test_longitudinal_tables_average_seeds_and_keep_one_checkpoint_per_backbone(
     bias = area.set_index("backbone")["bias"]
     assert bias["unet"] == pytest.approx(0.0, abs=1e-12)  # seeds 0.9x and 1.1x average to 1x
     assert bias["segformer"] == pytest.approx(np.log(1.2))
+
+
+def test_healing_errors_feed_claim_six():
+    from wing.statistics.claims import SUPPORTED, claims_table
+
+    metadata, truth = _cohort(n_patients=10, days=(0, 14, 28, 42))
+    rng = np.random.default_rng(2)
+    runs = [_as(truth, "gradnorm")]  # exact areas: its rates are the true ones
+    for method in ("stl", "ew"):
+        noisy = truth["wound_area_px"] * np.exp(rng.normal(0, 0.3, len(truth)))
+        runs.append(_as(truth, method, wound_area_px=noisy))
+    measures = pd.concat([truth, _as(truth, "reference"), *runs], ignore_index=True)
+    errors = longitudinal_tables(measures, metadata, n_boot=N_BOOT)["healing_errors"]
+    claims = claims_table(None, None, None, None, healing_errors=errors, n_boot=N_BOOT)
+    six = claims[claims["claim_id"] == "6"]
+    assert list(six["verdict"]) == [SUPPORTED] * 3
+    assert six.iloc[0]["target"] == "healing-rate error vs truth"

@@ -228,9 +228,7 @@ def cluster_bootstrap(
 def _paired_values(measures: pd.DataFrame, method: str, reference: str, measure: str):
     """(patient ids, method values, reference values) on the visits both measured."""
     column = "wound_area_px" if measure == LOG_AREA else measure
-    wide = measures.pivot_table(
-        index=["patient_id", "sample_id"], columns="source", values=column, dropna=False
-    )
+    wide = measures.pivot(index=["patient_id", "sample_id"], columns="source", values=column)
     pairs = wide[[method, reference]].dropna()
     values = pairs.to_numpy(dtype=float)
     if measure == LOG_AREA:
