@@ -38,7 +38,7 @@ This compendium interpolates A28 log-linearly (geometrically) between the two vi
 day 28, as the areas decay exponentially; a patient whose visits do not reach day 28 is
 ``not assessed`` (no extrapolation). PAR4 >= 50% calls a ``healer`` (Sheehan et al.'s
 threshold), else ``non-healer``. Predicted against reference calls: Cohen's kappa (Cohen
-1960, ``sklearn.metrics.cohen_kappa_score``) over the patients both assessed.
+1960, ``statsmodels`` ``cohens_kappa``) over the patients both assessed.
 """
 
 from __future__ import annotations
@@ -486,7 +486,7 @@ def healer_agreement(
     a note, when it is undefined: both gave every patient the same call, or no patient).
     Columns :data:`PAR4_AGREEMENT_COLUMNS`.
     """
-    from sklearn.metrics import cohen_kappa_score
+    from statsmodels.stats.inter_rater import cohens_kappa
 
     require_columns(par4, ["source", "patient_id", "call"], "PAR4 table")
     assessed = par4[par4["call"] != NOT_ASSESSED]
@@ -508,7 +508,10 @@ def healer_agreement(
                 note = f"undefined: both called every patient {both[method].iloc[0]}"
             else:
                 labels = [HEALER, NON_HEALER]
-                kappa = float(cohen_kappa_score(both[method], both[base], labels=labels))
+                table = pd.crosstab(both[method], both[base]).reindex(
+                    index=labels, columns=labels, fill_value=0
+                )
+                kappa = float(cohens_kappa(table.to_numpy(), return_results=False))
             rows.append(
                 {
                     "method": method,
