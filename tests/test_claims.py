@@ -470,3 +470,88 @@ def test_backbone_claim_not_assessed_with_one_backbone_or_too_few_patients():
     rows = _backbone_rows(scores)
     assert set(rows["verdict"]) == {NOT_ASSESSED}
     assert rows.loc["all", "reason"] == "claim (2a) not assessed on any backbone"
+
+
+# --- claim (6): per-patient healing-rate error ---------------------------------------------------
+
+RISING = np.linspace(0.001, 0.003, 10)  # comparator's extra error per patient, per day
+
+
+def _healing_errors(
+    extra: dict[str, np.ndarray], against: str = "truth", backbone: str = "unet"
+) -> pd.DataFrame:
+    """Per-patient healing-rate errors: gradnorm's = base; each comparator's = base + extra, so
+    a positive extra favours WING-MTL (lower error is better)."""
+    n = len(next(iter(extra.values())))
+    base = 0.004 + np.arange(n) / 20000
+    rows = []
+    for method, more in {"gradnorm": np.zeros(n), **extra}.items():
+        for i in range(n):
+            rows.append(
+                {
+                    "backbone": backbone,
+                    "method": method,
+                    "patient_id": f"pat{i:02d}",
+                    "against": against,
+                    "error": base[i] + more[i],
+                    "time_unit": "day",
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _claim_six(errors: pd.DataFrame | None, test: str = "ttest") -> pd.DataFrame:
+    table = claims_table(EMPTY, None, None, None, test=test, healing_errors=errors, n_boot=N_BOOT)
+    return table[table["claim_id"] == "6"]
+
+
+@pytest.mark.parametrize("test", ["ttest", "wilcoxon"])
+def test_healing_claim_supported_when_wing_mtl_tracks_healing_better(test):
+    rows = _claim_six(_healing_errors({"stl": RISING, "ew": 2 * RISING}), test)
+    assert list(rows["comparator"]) == ["stl", "ew", "stl, ew"]
+    assert list(rows["headline"]) == [False, False, True]
+    assert set(rows["verdict"]) == {SUPPORTED}
+    assert set(rows["target"].iloc[:2]) == {"healing-rate error vs truth"}
+    assert set(rows["n_patients"]) == {10}
+    assert "% per day, lower is better" in rows.iloc[0]["evidence"]
+    assert "mean gradnorm 0.4" in rows.iloc[0]["evidence"]  # percent per day: 100 x 0.004...
+    assert "comparator error minus WING-MTL error" in rows.iloc[0]["rule"]
+
+
+@pytest.mark.parametrize("test", ["ttest", "wilcoxon"])
+def test_healing_claim_contradicted_when_wing_mtl_tracks_worse(test):
+    rows = _claim_six(_healing_errors({"stl": -RISING, "ew": -RISING}), test)
+    assert set(rows["verdict"]) == {CONTRADICTED}
+
+
+def test_healing_claim_no_difference_when_errors_scatter_both_ways():
+    scatter = 0.002 * np.array([1, -1, 0.8, -0.9, 1.1, -1.2, 0.7, -0.6, 1.0, -1.0])
+    rows = _claim_six(_healing_errors({"stl": scatter, "ew": RISING}))
+    verdicts = rows.set_index("comparator")["verdict"]
+    assert verdicts["stl"] == NO_DIFFERENCE and verdicts["ew"] == SUPPORTED
+    assert verdicts["stl, ew"] == NO_DIFFERENCE
+
+
+def test_healing_claim_not_assessed_without_table_patients_or_comparator():
+    assert _headline(_claim_six(None), "6")["verdict"] == NOT_ASSESSED
+    assert "no longitudinal analysis" in _headline(_claim_six(None), "6")["reason"]
+    few = _claim_six(_healing_errors({"stl": RISING[:2], "ew": RISING[:2]}))
+    assert set(few["verdict"]) == {NOT_ASSESSED}
+    assert "fewer than 3" in few.iloc[0]["reason"]
+    no_ew = _claim_six(_healing_errors({"stl": RISING})).set_index("comparator")
+    assert no_ew.loc["stl", "verdict"] == SUPPORTED
+    assert no_ew.loc["ew", "verdict"] == NOT_ASSESSED and "of ew" in no_ew.loc["ew", "reason"]
+    assert no_ew.loc["stl, ew", "verdict"] == NO_DIFFERENCE  # one comparator is not a claim
+    nothing = _healing_errors({"stl": RISING}).query("method != 'gradnorm'")
+    assert _headline(_claim_six(nothing), "6")["verdict"] == NOT_ASSESSED
+
+
+def test_healing_claim_uses_the_truth_first_and_the_reference_masks_without_it():
+    truth = _healing_errors({"stl": RISING, "ew": RISING})
+    masks = _healing_errors({"stl": -RISING, "ew": -RISING}, against="reference")
+    both = _claim_six(pd.concat([truth, masks]))
+    assert _headline(both, "6")["verdict"] == SUPPORTED  # judged on the truth
+    assert both.iloc[0]["target"] == "healing-rate error vs truth"
+    masks_only = _claim_six(masks)
+    assert masks_only.iloc[0]["target"] == "healing-rate error vs reference masks"
+    assert _headline(masks_only, "6")["verdict"] == CONTRADICTED

@@ -37,9 +37,20 @@ beside the method x backbone interaction test of
 :func:`wing.statistics.interaction.backbone_interaction` (:data:`BACKBONE_RULE`): the gain
 holds on every backbone if (2a) is supported on each, or if it is supported on one, the mean
 gain is positive on every backbone and the interaction is not significant; claim (5),
-parameter efficiency, is a design property of the architecture, not a finding; claim (6),
-longitudinal tracking of healing, has no analysis in this compendium yet. The Delta-MTL row
+parameter efficiency, is a design property of the architecture, not a finding. The Delta-MTL row
 (Maninis et al. 2019) reads its patient-bootstrap interval.
+
+Claim (6), longitudinal tracking of healing (:data:`LONGITUDINAL_RULE`), is judged on the
+per-patient healing-rate errors of :func:`wing.longitudinal.healing.healing_errors`: |a method's
+fitted healing rate - the truth's| for each patient, the rate coming from the mixed model of log
+wound area over time. Primary truth is the generator's true rate (the synthetic cohort); data
+without one are judged against the rate fitted to the reference masks instead, and the rows say
+which (``target``). Per backbone and comparator (STL, EW) the errors are paired on patients and
+judged as the paired claims are (:func:`judge_comparison`, Holm over this claim's rows); lower
+error is better, so the difference is comparator error minus WING-MTL error and positive
+favours WING-MTL. Errors are shown in percent per day (100 x rate). Fewer than three paired
+patients, or no table, read ``not assessed``. The agreement, tissue-trend and PAR4 tables of
+:mod:`wing.longitudinal` are descriptive beside it: no verdict rests on them.
 """
 
 from __future__ import annotations
@@ -51,7 +62,7 @@ import pandas as pd
 
 from wing.statistics.convergence import convergence_comparison
 from wing.statistics.interaction import ASSESSED
-from wing.statistics.paired import COMPARISON_COLUMNS, method_order
+from wing.statistics.paired import COMPARISON_COLUMNS, holm, method_order, paired_comparison
 
 SUPPORTED = "supported"
 CONTRADICTED = "contradicted"
@@ -153,7 +164,22 @@ DELTA_RULE = (
     "Maninis et al. 2019) with its 95% percentile bootstrap CI resampling patients: supported "
     "if the CI lies above 0, contradicted if below 0, otherwise no significant difference."
 )
-LONGITUDINAL_RULE = "Needs a longitudinal analysis of healing; none is part of this compendium."
+LONGITUDINAL_RULE = (
+    "Per-patient healing-rate error: |a method's healing rate - the true rate| per patient, the "
+    "rate being minus the slope of log wound area over time in a linear mixed model with random "
+    "intercepts and slopes per patient (per-patient OLS slopes where it does not converge), in "
+    "percent per day. The true rate is the generator's (synthetic data; primary); without one, "
+    "the rate fitted to the reference masks. Per backbone and comparator (STL, EW): the "
+    "patients with both errors, differences = comparator error minus WING-MTL error (lower "
+    "error is better, so positive favours WING-MTL), judged with the paired test of claims (1) "
+    "and (2) (compare.test), Holm-corrected over this claim's rows. supported: p_Holm < "
+    "{significance}, the test's direction statistics > 0 and the 95% bootstrap CI (resampling "
+    "patients) above 0. contradicted: p_Holm < {significance}, direction < 0 and the CI below 0. "
+    "Otherwise no significant difference. not assessed: no longitudinal analysis, no errors for "
+    "WING-MTL or the comparator, or fewer than 3 paired patients. Agreement with the reference "
+    "(Bland-Altman, ICC, correlation), tissue trends and PAR4 calls are descriptive beside it."
+)
+LONGITUDINAL_MIN_PATIENTS = 3
 
 
 def _fmt_p(p: float) -> str:
@@ -573,6 +599,128 @@ def _delta_claim(delta: pd.DataFrame | None, reference: str) -> list[dict]:
     return _with_overall("delta_mtl", rows, DELTA_RULE, "stl")
 
 
+def _healing_evidence(row: Mapping, test: str) -> str:
+    low, high, interval = _interval(row, test)
+    direction = ", ".join(f"{k} {_fmt(v)}" for k, v in _direction(row, test).items())
+    p_name = "paired t-test" if test == "ttest" else "Wilcoxon"
+    return (
+        f"{row['backbone']} per-patient healing-rate error vs {row['against']} ({row['units']}, "
+        f"lower is better), {row['n']} patients: mean {row['reference']} "
+        f"{_fmt(row['mean_b'], False)} vs {row['method']} {_fmt(row['mean_a'], False)}; "
+        f"{direction} ({interval} {_fmt(low)} to {_fmt(high)}); {p_name} p_Holm "
+        f"{_fmt_p(row[f'{test}_p_holm'])}"
+    )
+
+
+def _healing_target(errors: pd.DataFrame, reference: str) -> str | None:
+    """Which rate the errors are measured against: the truth where WING-MTL has errors
+    against it, else the reference masks' fit; None when it has neither."""
+    ours = errors[(errors["method"] == reference) & errors["error"].notna()]
+    for against in ("truth", "reference"):
+        if (ours["against"] == against).any():
+            return against
+    return None
+
+
+def _longitudinal_claim(
+    healing_errors: pd.DataFrame | None,
+    reference: str,
+    test: str,
+    significance: float,
+    n_boot: int,
+    seed: int,
+) -> list[dict]:
+    """Rows of claim (6) (:data:`LONGITUDINAL_RULE`): per backbone and conventional comparator,
+    the paired comparison of per-patient healing-rate errors, and the overall row."""
+    rule = LONGITUDINAL_RULE.format(significance=significance)
+    if healing_errors is None or healing_errors.empty:
+        return [_row("6", NOT_ASSESSED, "no longitudinal analysis in this run", rule)]
+    missing = [c for c in ("method", "patient_id", "against", "error") if c not in healing_errors]
+    if missing:
+        raise ValueError(f"healing-error table lacks columns {missing}")
+    errors = healing_errors if "backbone" in healing_errors else healing_errors.assign(backbone=ALL)
+    against = _healing_target(errors, reference)
+    if against is None:
+        reason = f"no healing-rate errors of {reference} against the truth or the reference masks"
+        return [_row("6", NOT_ASSESSED, reason, rule, unit="patients")]
+    label = "truth" if against == "truth" else "reference masks"
+    target = f"healing-rate error vs {label}"
+    errors = errors[errors["against"] == against]
+    tested, rows = [], []
+    for backbone, block in errors.groupby("backbone", sort=False):
+        per_patient = block.pivot_table(
+            index="patient_id", columns="method", values="error", aggfunc="mean"
+        )
+        units = "% per day"
+        if "time_unit" in block and (block["time_unit"] == "visit").any():
+            units = "% per visit"
+        for comparator in CONVENTIONAL:
+            common = {"backbone": backbone, "target": target, "comparator": comparator}
+            if reference not in per_patient or comparator not in per_patient:
+                who = reference if reference not in per_patient else comparator
+                reason = f"no healing-rate errors of {who} on {backbone}"
+                rows.append(_row("6", NOT_ASSESSED, reason, rule, unit="patients", **common))
+                continue
+            pairs = 100.0 * per_patient[[comparator, reference]].dropna()
+            if len(pairs) < LONGITUDINAL_MIN_PATIENTS:
+                reason = (
+                    f"{len(pairs)} patients with healing-rate errors of both {reference} and "
+                    f"{comparator}: fewer than {LONGITUDINAL_MIN_PATIENTS}"
+                )
+                rows.append(
+                    _row(
+                        "6",
+                        NOT_ASSESSED,
+                        reason,
+                        rule,
+                        unit="patients",
+                        n_units=len(pairs),
+                        n_patients=len(pairs),
+                        **common,
+                    )
+                )
+                continue
+            result = paired_comparison(
+                pairs[comparator].to_numpy(), pairs[reference].to_numpy(), n_boot, seed
+            )
+            comparison = {
+                **result,
+                "unit": "patient",
+                "backbone": backbone,
+                "against": label,
+                "units": units,
+                "reference": reference,
+                "method": comparator,
+            }
+            tested.append(comparison)
+            rows.append({"comparison": comparison, **common})
+    p_values = {name: holm([c[f"{name}_p"] for c in tested]) for name in TESTS}
+    for i, comparison in enumerate(tested):
+        for name in TESTS:
+            comparison[f"{name}_p_holm"] = p_values[name][i]
+    out = []
+    for row in rows:
+        if "comparison" not in row:
+            out.append(row)
+            continue
+        comparison = row.pop("comparison")
+        verdict, reason = judge_comparison(comparison, test, significance)
+        out.append(
+            _row(
+                "6",
+                verdict,
+                reason,
+                rule,
+                evidence=_healing_evidence(comparison, test),
+                unit="patients",
+                n_units=comparison["n"],
+                n_patients=comparison["n"],
+                **row,
+            )
+        )
+    return _with_overall("6", out, rule, ", ".join(CONVENTIONAL))
+
+
 def claims_table(
     paired: pd.DataFrame | None,
     convergence: pd.DataFrame | None,
@@ -586,6 +734,9 @@ def claims_table(
     window: int = 0,
     tolerance: float = 0.0,
     interaction: pd.DataFrame | None = None,
+    healing_errors: pd.DataFrame | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """Every claim of the paper judged on this run's tables, by the rules of this module.
 
@@ -599,8 +750,11 @@ def claims_table(
     ``tolerance`` are ``compare.convergence_window`` and ``compare.convergence_tolerance``.
     ``interaction``: :func:`~wing.statistics.interaction.backbone_interaction` of the reference
     against ``ew`` (without it, claim (4) can only be supported on every backbone's (2a)).
-    Columns :data:`CLAIM_COLUMNS`; claims in the order (1), (2a), (2b), (3), (4), (5), (6),
-    Delta-MTL; every claim has exactly one ``headline`` row.
+    ``healing_errors``: the ``healing_errors`` table of
+    :func:`wing.longitudinal.healing.longitudinal_tables` (without it, claim (6) is not
+    assessed); ``n_boot`` and ``seed`` are the bootstrap of its paired comparisons
+    (``compare.n_boot``). Columns :data:`CLAIM_COLUMNS`; claims in the order (1), (2a), (2b),
+    (3), (4), (5), (6), Delta-MTL; every claim has exactly one ``headline`` row.
     """
     if test not in TESTS:
         raise ValueError(f"test must be one of {TESTS}, got {test!r}")
@@ -633,7 +787,7 @@ def claims_table(
         claim_2a, list(dict.fromkeys(backbones)), interaction, targets, significance
     )
     rows += _parameter_claim(parameters, reference)
-    rows.append(_row("6", NOT_ASSESSED, "no longitudinal analysis in this run", LONGITUDINAL_RULE))
+    rows += _longitudinal_claim(healing_errors, reference, test, significance, n_boot, seed)
     rows += _delta_claim(delta, reference)
     out = pd.DataFrame(rows, columns=CLAIM_COLUMNS)
     for column in ("n_units", "n_patients", "n_images"):
