@@ -115,10 +115,13 @@ def test_repro_produces_every_result(project: Path):
         "figures/gradnorm_weights.png",
         "figures/cohort_examples.png",
         "external/status.csv",
+        "longitudinal/healing_errors.csv",
+        "longitudinal/measures.csv",
+        "figures/healing_trajectories.png",
     ]:
         assert (results / name).is_file(), name
     notebooks = sorted(p.name for p in (results / "notebooks").glob("*.ipynb"))
-    assert len(notebooks) == 5 + 3 * 2  # five stages + 3 methods x 2 seeds
+    assert len(notebooks) == 6 + 3 * 2  # six stages + 3 methods x 2 seeds
     scores = pd.read_csv(results / "evaluation/per_image_scores.csv")
     assert set(scores["method"]) == {"stl", "ew", "gradnorm"} and set(scores["seed"]) == {0, 1}
     assert {"sample_id", "patient_id", "target", "metric", "value", "backbone"} <= set(scores)
@@ -180,7 +183,14 @@ def test_forced_repro_is_byte_identical(project: Path):
 def test_executed_notebooks_reproduce_under_nbval(project: Path):
     notebooks = [
         f"results/notebooks/{name}.ipynb"
-        for name in ("01_prepare", "03_evaluate", "04_external", "06_compare", "07_report")
+        for name in (
+            "01_prepare",
+            "03_evaluate",
+            "04_external",
+            "05_longitudinal",
+            "06_compare",
+            "07_report",
+        )
     ]
     done = sh(
         [

@@ -51,6 +51,8 @@ class RawConfig:
     fuseg: str = "../shared/data/fuseg-256"
     links: str = "../shared/data/links"
     lutseg: str = "../shared/data/lutseg/LUTSeg/examples"
+    # LUTSeg's Label Studio exports (every visit's polygons), read by the longitudinal stage
+    lutseg_annotations: str = "../shared/data/lutseg/LUTSeg/annotations/raw"
 
 
 @dataclass(frozen=True)

@@ -96,3 +96,15 @@ def save_figure(path: str | os.PathLike, figure) -> Path:
             metadata=FIGURE_METADATA.get(form),
         )
     return path
+
+
+def read_optional(path: str | os.PathLike):
+    """A table a stage writes, or an empty one when the file is absent or has no rows."""
+    import pandas as pd
+
+    if not Path(path).is_file():
+        return pd.DataFrame()
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()

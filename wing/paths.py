@@ -9,6 +9,7 @@ RUNS = Path("results/runs")
 EVALUATION = Path("results/evaluation")
 COMPARE = Path("results/compare")
 EXTERNAL = Path("results/external")
+LONGITUDINAL = Path("results/longitudinal")
 FIGURES = Path("results/figures")
 REPORT = Path("results/report.html")
 # Wall-clock measures: not DVC outputs (dvc.lock records the hash of every declared out, cached

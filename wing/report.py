@@ -23,12 +23,14 @@ from wing.balancing import BALANCERS
 from wing.config import Config
 from wing.data.taxonomy import legend_table
 from wing.evaluation.evaluate import at_checkpoint
+from wing.io import read_optional
 from wing.methods_text import link_summary, render_methods
-from wing.paths import COMPARE, EVALUATION, EXTERNAL, FIGURES
+from wing.paths import COMPARE, EVALUATION, EXTERNAL, FIGURES, LONGITUDINAL
 from wing.statistics.claims import (
     BACKBONE_RULE,
     CONVERGENCE_RULE,
     DELTA_RULE,
+    LONGITUDINAL_RULE,
     NOT_ASSESSED,
     OVERALL_RULE,
     PAIRED_RULES,
@@ -230,6 +232,7 @@ def claim_rules(config: Config) -> str:
         ),
         ("Claim (4)", BACKBONE_RULE.format(significance=c.significance)),
         ("Claim (5)", PARAMETER_RULE),
+        ("Claim (6)", LONGITUDINAL_RULE.format(significance=c.significance)),
         ("Δ-MTL", DELTA_RULE),
     ]
     return "".join(f"<p><b>{name}.</b> {html.escape(rule)}</p>" for name, rule in rules)
@@ -359,16 +362,6 @@ ADDITION_COLUMNS = [
 ]
 
 
-def read_optional(path: Path) -> pd.DataFrame:
-    """A table a stage writes, or an empty one when the file is absent or has no rows."""
-    if not path.is_file():
-        return pd.DataFrame()
-    try:
-        return pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame()
-
-
 def image_task_table(evaluation: Path = EVALUATION, checkpoint: str = "best") -> pd.DataFrame:
     """AUROC / F1 / prevalence of each image-level task's labels per backbone and method,
     mean over seeds at one checkpoint rule ("not assessed" where undefined); empty when
@@ -425,6 +418,60 @@ def external_tables(external: Path = EXTERNAL) -> dict[str, pd.DataFrame]:
     }
 
 
+TREND_COLUMNS = [
+    "backbone",
+    "source",
+    "measure",
+    "time_unit",
+    "slope",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "n_patients",
+    "fit",
+]
+AGREEMENT_COLUMNS = [
+    "backbone",
+    "method",
+    "measure",
+    "n_patients",
+    "bias",
+    "loa_low",
+    "loa_high",
+    "icc",
+    "mae",
+    "mae_ci_low",
+    "mae_ci_high",
+]
+
+
+def longitudinal_tables(longitudinal: Path = LONGITUDINAL) -> dict[str, pd.DataFrame]:
+    """The longitudinal stage's tables for the report (empty where it wrote none); the
+    per-patient healing-rate errors summarised per method and yardstick."""
+    names = [
+        "healing_rates",
+        "healing_errors",
+        "agreement",
+        "par4_agreement",
+        "tissue_trends",
+        "lutseg_status",
+        "lutseg_agreement",
+        "lutseg_dynamics",
+        "lutseg_photograph_errors",
+        "lutseg_trends",
+    ]
+    tables = {name: read_optional(longitudinal / f"{name}.csv") for name in names}
+    errors = tables["healing_errors"]
+    if not errors.empty:
+        keys = [k for k in ("backbone", "method", "against") if k in errors]
+        tables["healing_errors"] = (
+            errors.groupby(keys, sort=False)["error"]
+            .agg(patients="size", mean_error="mean", median_error="median")
+            .reset_index()
+        )
+    return tables
+
+
 def _claim_ids(headline: pd.DataFrame, assessed: bool) -> list[str]:
     """The headline claims (in table order) that were, or were not, assessed."""
     mask = (headline["verdict"] != NOT_ASSESSED) == assessed
@@ -437,6 +484,7 @@ def build_report(
     compare: Path = COMPARE,
     figures: Path = FIGURES,
     external: Path = EXTERNAL,
+    longitudinal: Path = LONGITUDINAL,
     split_path: Path | None = Path("data/prepared/split.csv"),
 ) -> str:
     """The HTML report of one pipeline run."""
@@ -460,6 +508,7 @@ def build_report(
     cost, cost_where = balancer_cost_table()
     architecture_cost, architecture_cost_where = architecture_cost_table()
     outside = external_tables(external)
+    healing = longitudinal_tables(longitudinal)
     environment = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
     template = environment.from_string(TEMPLATE.read_text(encoding="utf-8"))
     return template.render(
@@ -502,6 +551,18 @@ def build_report(
         parameters=_table(parameters.drop(columns="mean_step_seconds", errors="ignore")),
         pooled=_table(pooled_wide),
         image_tasks=_table_or_nothing(image_task_table(evaluation), digits=3),
+        healing_rates=_table_or_nothing(healing["healing_rates"]),
+        healing_errors=_table_or_nothing(healing["healing_errors"]),
+        healing_agreement=_table_or_nothing(
+            healing["agreement"], digits=3, columns=AGREEMENT_COLUMNS
+        ),
+        par4_agreement=_table_or_nothing(healing["par4_agreement"], digits=3),
+        tissue_trends=_table_or_nothing(healing["tissue_trends"], columns=TREND_COLUMNS),
+        lutseg_status=_table_or_nothing(healing["lutseg_status"]),
+        lutseg_agreement=_table_or_nothing(healing["lutseg_agreement"], digits=3),
+        lutseg_dynamics=_table_or_nothing(healing["lutseg_dynamics"], digits=3),
+        lutseg_photographs=_table_or_nothing(healing["lutseg_photograph_errors"], digits=3),
+        lutseg_trends=_table_or_nothing(healing["lutseg_trends"], columns=TREND_COLUMNS),
         external_status=_table_or_nothing(outside["status"]),
         external_summary=_table_or_nothing(outside["summary"], digits=3, columns=EXTERNAL_COLUMNS),
         external_paired=_table_or_nothing(outside["comparisons"], columns=EXTERNAL_PAIRED_COLUMNS),
