@@ -187,9 +187,10 @@ def _unknown_keys(raw: dict, known: Any, where: str, source: Path) -> None:
         close = difflib.get_close_matches(str(key), [str(k) for k in known], n=1)
         fix = f"did you mean '{_join(where, close[0])}'?" if close else "remove it"
         hints.append(f"'{_join(where, key)}' ({fix})")
+    place = f"under '{where}'" if where else "at the top level"
     raise ConfigError(
-        f"{source}: unknown key(s) {unknown} under '{where or 'the top level'}': "
-        f"{', '.join(hints)}; known: {sorted(map(str, known))}"
+        f"{source}: unknown key(s) {unknown} {place}: {', '.join(hints)}; "
+        f"known: {sorted(map(str, known))}"
     )
 
 
@@ -292,7 +293,9 @@ def _seeds(v: tuple) -> str | None:
 
 
 def _each_at_least(lowest: int) -> Any:
-    return lambda v: None if all(x >= lowest for x in v) else f"must be {lowest} or more each"
+    return lambda v: (
+        None if all(x >= lowest for x in v) else f"must be {lowest} or more each, got {list(v)}"
+    )
 
 
 def _source(v: str) -> str | None:
