@@ -147,6 +147,14 @@ def test_bad_legend_is_named(dataset: Path):
     assert error.value.path == dataset / "legend.json"
 
 
+def validate_with_split(root: Path) -> pd.DataFrame:
+    """What prepare does with a predefined split: validate the folder, then its split."""
+    metadata = validate_dataset(root)
+    split = metadata[["sample_id", "patient_id", "split"]].astype(str)
+    check_split(split, label_summary(root, metadata["sample_id"]), root / "metadata.csv")
+    return metadata
+
+
 def with_split(root: Path, splits: dict[str, str]) -> None:
     """Write a predefined split column (patient -> split) into ``root``'s metadata."""
     frame = pd.read_csv(root / "metadata.csv", dtype=str)
@@ -178,7 +186,7 @@ def test_bad_predefined_split_names_metadata(dataset: Path, splits, blank, messa
     if blank:
         blank_tissue(dataset, *blank)
     with pytest.raises(DatasetError) as error:
-        validate_dataset(dataset)
+        validate_with_split(dataset)
     assert error.value.path == dataset / "metadata.csv"
     assert message in str(error.value) and "drop that column" in str(error.value)
 
@@ -192,6 +200,7 @@ def test_random_split_without_tissue_in_test_is_named(dataset: Path, tmp_path: P
     with pytest.raises(DatasetError, match="no labelled tissue pixel") as error:
         check_split(split, label_summary(dataset, metadata["sample_id"]), tmp_path / "split.csv")
     assert error.value.path == tmp_path / "split.csv"
+    assert "change data.split.seed" in str(error.value)
 
 
 def test_too_few_patients_for_a_split_say_what_to_do():
@@ -389,9 +398,9 @@ def test_dataset_validator_names_the_corrupted_file(corruption, sample, folder, 
                 named = root / "images" / "ghost.png"
         frame.to_csv(metadata, index=False)
         if named is None:
-            assert len(validate_dataset(root)) == 3
+            assert len(validate_with_split(root)) == 3
             return
         with pytest.raises(DatasetError) as error:
-            validate_dataset(root)
+            validate_with_split(root)
         assert error.value.path == named, str(error.value)
         assert str(named) in str(error.value)

@@ -241,33 +241,7 @@ def load_sample(root: str | Path, sample_id: str) -> tuple[np.ndarray, np.ndarra
 
 def validate_sample(root: str | Path, sample_id: str, legend: Legend) -> tuple[int, int]:
     """Check one sample's three files; return its (height, width)."""
-    return _check_sample(Path(root), sample_id, legend)[0]
-
-
-def mask_labels(wound: np.ndarray, tissue: np.ndarray) -> dict[str, bool]:
-    """Per task, whether a sample is labelled for it (a pixel not 255) and whether it holds
-    a pixel of one of the task's classes (what a test image needs to be scored)."""
-    out = {}
-    for task, mask in (("wound", wound), ("tissue", tissue)):
-        out[f"{task}_labelled"] = bool((mask != IGNORE_INDEX).any())
-        out[f"{task}_present"] = bool(((mask > 0) & (mask != IGNORE_INDEX)).any())
-    return out
-
-
-def label_summary(root: str | Path, sample_ids: list[str] | pd.Series) -> pd.DataFrame:
-    """:func:`mask_labels` of each sample: ``sample_id``, ``<task>_labelled``,
-    ``<task>_present`` (for :func:`wing.data.split.check_split`)."""
     root = Path(root)
-    rows = []
-    for sample_id in sample_ids:
-        wound = read_index_mask(root / WOUND_MASKS / f"{sample_id}.png")
-        tissue = read_index_mask(root / TISSUE_MASKS / f"{sample_id}.png")
-        rows.append({"sample_id": str(sample_id), **mask_labels(wound, tissue)})
-    return pd.DataFrame(rows)
-
-
-def _check_sample(root: Path, sample_id: str, legend: Legend) -> tuple[tuple[int, int], dict]:
-    """:func:`validate_sample`'s checks; return the size and :func:`mask_labels`."""
     image, wound, tissue = load_sample(root, sample_id)
     size = image.shape[:2]
     for folder, mask in ((WOUND_MASKS, wound), (TISSUE_MASKS, tissue)):
@@ -292,36 +266,49 @@ def _check_sample(root: Path, sample_id: str, legend: Legend) -> tuple[tuple[int
             f"values {bad.tolist()} outside the legend: 0 = none, 1..{len(legend.tissue_classes)} "
             f"= {list(legend.tissue_classes)}, {IGNORE_INDEX} = ignore",
         )
-    return size, mask_labels(wound, tissue)
+    return size
+
+
+def mask_labels(wound: np.ndarray, tissue: np.ndarray) -> dict[str, bool]:
+    """Per task, whether a sample is labelled for it (a pixel not 255) and whether it holds
+    a pixel of one of the task's classes (what a test image needs to be scored)."""
+    out = {}
+    for task, mask in (("wound", wound), ("tissue", tissue)):
+        out[f"{task}_labelled"] = bool((mask != IGNORE_INDEX).any())
+        out[f"{task}_present"] = bool(((mask > 0) & (mask != IGNORE_INDEX)).any())
+    return out
+
+
+def label_summary(root: str | Path, sample_ids: list[str] | pd.Series) -> pd.DataFrame:
+    """:func:`mask_labels` of each sample: ``sample_id``, ``<task>_labelled``,
+    ``<task>_present`` (for :func:`wing.data.split.check_split`)."""
+    root = Path(root)
+    rows = []
+    for sample_id in sample_ids:
+        wound = read_index_mask(root / WOUND_MASKS / f"{sample_id}.png")
+        tissue = read_index_mask(root / TISSUE_MASKS / f"{sample_id}.png")
+        rows.append({"sample_id": str(sample_id), **mask_labels(wound, tissue)})
+    return pd.DataFrame(rows)
 
 
 def validate_dataset(root: str | Path) -> pd.DataFrame:
     """Validate a canonical dataset folder completely; return its metadata.
 
-    Raises :class:`DatasetError` naming the first offending file and the problem. A
-    predefined split (the ``split`` column) is checked as :func:`wing.data.split.check_split`
-    checks a random one: no empty split, and a test split that can be scored.
+    Raises :class:`DatasetError` naming the first offending file and the problem. Whether
+    a split (predefined or random) can be trained and scored is
+    :func:`wing.data.split.check_split`'s question: an importer may write a partial official
+    split (FUSeg: no test set) that its data source replaces.
     """
-    from wing.data.split import check_split  # wing.data.split imports this module
-
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(root, "dataset folder does not exist")
     legend = read_legend(root)
     metadata = read_metadata(root)
-    labels = [
-        {"sample_id": sample_id, **_check_sample(root, sample_id, legend)[1]}
-        for sample_id in metadata["sample_id"]
-    ]
+    for sample_id in metadata["sample_id"]:
+        validate_sample(root, sample_id, legend)
     listed = set(metadata["sample_id"])
     for folder in (IMAGES, WOUND_MASKS, TISSUE_MASKS):
         for file in sorted((root / folder).glob("*.png")):
             if file.stem not in listed:
                 raise DatasetError(file, f"is not listed in {METADATA}; add a row or remove it")
-    if "split" in metadata.columns:
-        check_split(
-            metadata[["sample_id", "patient_id", "split"]].astype(str),
-            pd.DataFrame(labels),
-            root / METADATA,
-        )
     return metadata

@@ -68,10 +68,15 @@ def check_split(
     dataset: every split holds a sample labelled for it, and the test split a pixel of one of
     its classes (else the task's test score is undefined).
     """
-    fix = (
-        f"assign patients to it in the split column of {METADATA}, or drop that column to "
-        "split by patient at random (data.split)"
-    )
+    if Path(path).name == METADATA:  # a predefined split: the dataset's split column
+        fix = (
+            f"assign patients to it in the split column of {METADATA}, or drop that column "
+            "to split by patient at random (data.split)"
+        )
+    else:
+        fix = (
+            f"change data.split.seed or the data.split fractions, or give {METADATA} a split column"
+        )
     unknown = sorted(set(split["split"]) - set(SPLITS), key=str)
     if unknown:
         raise DatasetError(path, f"split values {unknown} are not {list(SPLITS)}; {fix}")
