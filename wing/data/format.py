@@ -28,6 +28,7 @@ kept as they are.
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +43,7 @@ METADATA = "metadata.csv"
 LEGEND = "legend.json"
 IGNORE_INDEX = 255
 REQUIRED_COLUMNS = ("sample_id", "patient_id")
+TASK_MASKS = {"wound": WOUND_MASKS, "tissue": TISSUE_MASKS}
 
 
 class DatasetError(ValueError):
@@ -77,8 +79,15 @@ def read_legend(root: str | Path) -> Legend:
     except json.JSONDecodeError as error:
         raise DatasetError(path, f"is not valid JSON ({error})") from error
     classes = raw.get("tissue_classes") if isinstance(raw, dict) else None
-    if not classes or not all(isinstance(c, str) and c for c in classes):
-        raise DatasetError(path, "needs a non-empty list of class names under 'tissue_classes'")
+    if not isinstance(classes, list) or not classes:
+        raise DatasetError(
+            path,
+            'needs a non-empty list of class names: {"tissue_classes": ["granulation", ...]}',
+        )
+    if not all(isinstance(c, str) and c.strip() for c in classes):
+        raise DatasetError(path, f"tissue_classes must all be non-empty names, got {classes}")
+    if len(classes) >= IGNORE_INDEX:  # mask values 1..n must stay clear of the ignore value
+        raise DatasetError(path, f"at most {IGNORE_INDEX - 1} tissue classes, got {len(classes)}")
     if len(set(classes)) != len(classes):
         raise DatasetError(path, f"tissue class names repeat: {classes}")
     return Legend(tuple(classes))
@@ -94,7 +103,11 @@ def read_metadata(root: str | Path) -> pd.DataFrame:
         raise DatasetError(path, f"cannot be parsed as CSV ({error})") from error
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
-        raise DatasetError(path, f"lacks required column(s) {missing}")
+        raise DatasetError(
+            path,
+            f"lacks required column(s) {missing} (has {list(frame.columns)}); "
+            "add them: one row per sample",
+        )
     if frame.empty:
         raise DatasetError(path, "has no rows: the dataset is empty")
     for column in REQUIRED_COLUMNS:
@@ -102,12 +115,22 @@ def read_metadata(root: str | Path) -> pd.DataFrame:
         if blank.any():
             row = int(np.flatnonzero(blank.to_numpy())[0]) + 2  # header is line 1
             raise DatasetError(path, f"line {row} has no {column}")
+    names = frame["sample_id"].astype(str)
+    unsafe = names[names.str.contains(r"[/\\]") | names.isin([".", ".."])]
+    if len(unsafe):
+        raise DatasetError(
+            path,
+            f"sample_id {unsafe.iloc[0]!r} is not a plain file name; "
+            "sample ids name files in images/ and the mask folders: no / or \\",
+        )
     duplicated = frame["sample_id"][frame["sample_id"].duplicated()]
     if len(duplicated):
         raise DatasetError(path, f"sample_id {duplicated.iloc[0]!r} appears more than once")
     if "visit_day" in frame.columns and frame["visit_day"].notna().any():
         if not pd.api.types.is_numeric_dtype(frame["visit_day"]):
-            raise DatasetError(path, "visit_day must be a number of days")
+            raise DatasetError(
+                path, "visit_day must be a number of days since the first visit on every row"
+            )
     if "split" in frame.columns:
         unknown = sorted(set(frame["split"].dropna()) - {"train", "validation", "test"})
         if unknown or frame["split"].isna().any():
@@ -124,20 +147,32 @@ def read_metadata(root: str | Path) -> pd.DataFrame:
             )
     if "pixel_spacing_mm" in frame.columns:
         spacing = pd.to_numeric(frame["pixel_spacing_mm"], errors="coerce")
-        if (spacing <= 0).any():
-            raise DatasetError(path, "pixel_spacing_mm must be positive (mm per pixel)")
+        given = frame["pixel_spacing_mm"].notna()
+        if (spacing <= 0).any() or (given & spacing.isna()).any():
+            raise DatasetError(
+                path, "pixel_spacing_mm must be a positive number (mm per pixel) or left blank"
+            )
     return frame
 
 
 def _open(path: Path) -> Image.Image:
     if not path.is_file():
+        others = sorted(p.name for p in path.parent.glob(f"{path.stem}.*") if p != path)
+        hint = f"; found {others}: convert it to PNG" if others else ""
         raise DatasetError(
-            path, "missing: every sample needs an image, a wound mask and a tissue mask"
+            path, f"missing: every sample needs an image, a wound mask and a tissue mask{hint}"
         )
     try:
         image = Image.open(path)
         image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        zlib.error,
+        Image.DecompressionBombError,
+    ) as error:
         raise DatasetError(path, f"unreadable or truncated image ({error})") from error
     return image
 
@@ -234,10 +269,35 @@ def validate_sample(root: str | Path, sample_id: str, legend: Legend) -> tuple[i
     return size
 
 
+def mask_labels(wound: np.ndarray, tissue: np.ndarray) -> dict[str, bool]:
+    """Per task, whether a sample is labelled for it (a pixel not 255) and whether it holds
+    a pixel of one of the task's classes (what a test image needs to be scored)."""
+    out = {}
+    for task, mask in (("wound", wound), ("tissue", tissue)):
+        out[f"{task}_labelled"] = bool((mask != IGNORE_INDEX).any())
+        out[f"{task}_present"] = bool(((mask > 0) & (mask != IGNORE_INDEX)).any())
+    return out
+
+
+def label_summary(root: str | Path, sample_ids: list[str] | pd.Series) -> pd.DataFrame:
+    """:func:`mask_labels` of each sample: ``sample_id``, ``<task>_labelled``,
+    ``<task>_present`` (for :func:`wing.data.split.check_split`)."""
+    root = Path(root)
+    rows = []
+    for sample_id in sample_ids:
+        wound = read_index_mask(root / WOUND_MASKS / f"{sample_id}.png")
+        tissue = read_index_mask(root / TISSUE_MASKS / f"{sample_id}.png")
+        rows.append({"sample_id": str(sample_id), **mask_labels(wound, tissue)})
+    return pd.DataFrame(rows)
+
+
 def validate_dataset(root: str | Path) -> pd.DataFrame:
     """Validate a canonical dataset folder completely; return its metadata.
 
-    Raises :class:`DatasetError` naming the first offending file and the problem.
+    Raises :class:`DatasetError` naming the first offending file and the problem. Whether
+    a split (predefined or random) can be trained and scored is
+    :func:`wing.data.split.check_split`'s question: an importer may write a partial official
+    split (FUSeg: no test set) that its data source replaces.
     """
     root = Path(root)
     if not root.is_dir():
