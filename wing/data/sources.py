@@ -21,8 +21,8 @@ import pandas as pd
 
 from wing.config import DataConfig
 from wing.data import importers
-from wing.data.format import DatasetError, validate_dataset
-from wing.data.split import patient_split
+from wing.data.format import METADATA, DatasetError, label_summary, validate_dataset
+from wing.data.split import check_split, patient_split
 from wing.io import atomic_directory, write_csv
 from wing.registry import Registry
 
@@ -130,5 +130,13 @@ def prepare_dataset(
                 (config.split.train, config.split.validation, config.split.test),
                 config.split.seed,
             )
+        # before any training: every split has patients, every labelled task is labelled in
+        # every split, and the test split has pixels of it to score
+        predefined = "split" in metadata.columns
+        check_split(
+            split,
+            label_summary(tmp, split["sample_id"]),
+            Path(config.root) / METADATA if predefined else split_path,
+        )
     write_csv(split_path, split)
     return metadata, split
