@@ -71,7 +71,12 @@ The budget and the checkpoint rule are the same for every method: each network t
 number of optimiser steps per epoch (`train.steps_per_epoch`; 0 = one pass over the samples
 labelled for any task), stops early after `train.patience` epochs without a new minimum of any
 task's validation loss, and keeps, per task, the checkpoint of that task's lowest validation
-loss (`best_<task>.pt`) and the last one (`last.pt`). Per-epoch losses are logged with DVCLive."""),
+loss (`best_<task>.pt`) and the last one (`last.pt`). Per-epoch losses are logged with DVCLive.
+
+A run killed mid-way (a crash, SIGKILL) resumes when the stage is started again: after every
+epoch the loop saves its state under `results/resume/` (outside the run folder, keyed by all
+that determines the run, removed once the run is complete), and the run ends with the same
+files, to the byte, as an uninterrupted one. The training cell then prints where it resumed."""),
         params(
             'params_path = "params.yaml"\nbackbone = "attention_unet"\nmethod = "gradnorm"\nseed = 0'
         ),
