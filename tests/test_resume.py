@@ -163,7 +163,7 @@ def test_a_killed_run_resumes_to_the_same_files(
         assert "the wound network had finished" in printed
     # Every file: checkpoints, DVCLive logs, histories, balancer logs, summaries.
     assert md5s(out) == md5s(uninterrupted(method))
-    assert not resume_dir(out).exists()  # removed once the run is complete
+    assert not (tmp_path / "resume").exists()  # removed once the run is complete
     assert sorted(p.name for p in out.parent.iterdir()) == ["seed0"]  # no stray folder
 
 

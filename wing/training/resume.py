@@ -152,5 +152,12 @@ class RunResume:
         return NetworkResume(self, name)
 
     def remove(self) -> None:
-        """The run is complete: its resume state goes."""
+        """The run is complete: its resume state goes, and the folders above it that it
+        leaves empty, up to the ``resume`` folder of :func:`resume_dir`."""
         shutil.rmtree(self.folder, ignore_errors=True)
+        for parent in self.folder.parents:
+            if not parent.is_dir() or any(parent.iterdir()):
+                break
+            parent.rmdir()
+            if parent.name == "resume":
+                break
