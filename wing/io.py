@@ -8,6 +8,7 @@ complete (DEVELOPERS.md, "nothing already produced is lost or half-written").
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -36,9 +37,17 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield an empty temporary directory beside ``path``; it replaces ``path`` on success."""
+    """Yield an empty temporary directory beside ``path``; it replaces ``path`` on success.
+
+    Temporary folders of ``path`` that an earlier, killed writer left (SIGKILL skips the
+    clean-up) are removed first, so none lingers in a parent folder that a later stage reads
+    or hashes; ``path`` has one writer at a time.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    name = glob.escape(path.name)
+    for stale in [*path.parent.glob(f".{name}.*.tmp"), path.with_name(f".{path.name}.old")]:
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp

@@ -40,6 +40,7 @@ class GradientAggregation(Balancer):
     """Jacobian descent on the shared parameters with one torchjd aggregator."""
 
     family = "gradient aggregation"
+    resume_attributes = ("last_grad_norms", "_weights")
 
     def __init__(self, tasks: Sequence[str], aggregator: aggregation.Aggregator):
         super().__init__(tasks)
@@ -111,8 +112,9 @@ class UPGrad(GradientAggregation):
 
 class NashMTL(GradientAggregation):
     """Nash-MTL keeps its last bargaining weights (``prvs_alpha``) between steps; they are
-    saved in ``state_dict``. A restored balancer re-initialises torchjd's solver from them
-    (its step counter restarts, which only matters for ``update_weights_every`` > 1)."""
+    saved in ``state_dict``. A balancer restored from a checkpoint re-initialises torchjd's
+    solver from them (its step counter restarts, which only matters for
+    ``update_weights_every`` > 1); one restored from ``resume_state`` also gets the counter."""
 
     def __init__(
         self,
@@ -136,3 +138,23 @@ class NashMTL(GradientAggregation):
 
     def set_extra_state(self, state: dict) -> None:
         self.aggregator.weighting.prvs_alpha = state["previous_weights"].numpy().copy()
+
+    def resume_state(self) -> dict:
+        """Also the solver's step counter and last normalisation (kept out of the
+        checkpoints' ``state_dict``), so ``update_weights_every`` > 1 resumes on its beat."""
+        weighting = self.aggregator.weighting
+        solver = {
+            "step": weighting.step,
+            "normalization_factor": weighting.normalization_factor.copy(),
+        }
+        return {**super().resume_state(), "solver": solver}
+
+    def load_resume_state(self, state: dict) -> None:
+        super().load_resume_state(state)
+        weighting = self.aggregator.weighting
+        if state["solver"]["step"]:
+            # torchjd builds its convex problem at step 0 only; a resumed solver needs one.
+            # Every solve sets all the problem's parameters first, so a new one answers alike.
+            weighting._init_optim_problem()
+        weighting.step = state["solver"]["step"]
+        weighting.normalization_factor = state["solver"]["normalization_factor"].copy()

@@ -21,7 +21,9 @@ learnable task weights are parameters, running statistics are buffers, and a pri
 optimiser's state travels in ``get_extra_state``, so ``state_dict`` holds everything needed
 to resume and the trainer stores it in every checkpoint. A balancer with learnable state
 steps it itself (its own optimiser and learning rate, an option), so the network's
-optimiser never sees it.
+optimiser never sees it. A run killed mid-training continues from ``resume_state`` (the
+``state_dict`` plus the plain attributes named in ``resume_attributes``, and whatever a
+method adds by overriding it), kept apart from the checkpoints so their bytes never change.
 
 Partial labels: a task with no label in the batch is absent from ``losses``; it contributes
 nothing to the update (never a zero-multiplied loss, which makes MGDA and CAGrad return a
@@ -31,6 +33,7 @@ was; gradient aggregators and MT-CooL, whose weights are per step, log 0 for it.
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -58,11 +61,28 @@ class Balancer(nn.Module, ABC):
     """One abstract method, ``backward``; ``weights`` for the log; two optional hooks."""
 
     family: str = ""
+    # Plain Python attributes (not parameters, buffers or extra state) that change during
+    # training: a resumed run needs them to continue exactly (``resume_state``).
+    resume_attributes: tuple[str, ...] = ("last_grad_norms",)
 
     def __init__(self, tasks: Sequence[str]):
         super().__init__()
         self.tasks = tuple(tasks)
         self.last_grad_norms: dict[str, float] = {}
+
+    def resume_state(self) -> dict:
+        """All a run killed after this point needs to go on as if uninterrupted: the
+        ``state_dict`` and copies of the ``resume_attributes``. Not in the checkpoints, which
+        hold ``state_dict`` only (their bytes stay as they were)."""
+        attributes = {name: copy.deepcopy(getattr(self, name)) for name in self.resume_attributes}
+        return {"state_dict": self.state_dict(), "attributes": attributes}
+
+    def load_resume_state(self, state: dict) -> None:
+        """Restore what :meth:`resume_state` saved (a freshly built balancer of the same
+        method, tasks and options)."""
+        self.load_state_dict(state["state_dict"])
+        for name, value in state["attributes"].items():
+            setattr(self, name, copy.deepcopy(value))
 
     @abstractmethod
     def backward(self, losses: Losses, step: Step) -> dict[str, float]:

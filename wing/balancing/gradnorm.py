@@ -62,7 +62,11 @@ class GradNorm(OwnOptimiser, Balancer):
 
     def set_extra_state(self, state: dict) -> None:
         super().set_extra_state(state)
-        self.initial_losses = dict(state["initial_losses"])
+        # Keyed by this balancer's own task-name objects, as ``start`` keys them: pickle
+        # writes a string once per object, so a checkpoint of a resumed run (which also holds
+        # the tasks) is then the same bytes as one of an uninterrupted run.
+        own = {task: task for task in self.tasks}
+        self.initial_losses = {own.get(t, t): v for t, v in state["initial_losses"].items()}
 
     def weights(self) -> dict[str, float]:
         return dict(zip(self.tasks, self.task_weights.detach().tolist(), strict=True))

@@ -34,6 +34,7 @@ from wing.balancing.base import Balancer
 
 class MTCooL(Balancer):
     family = "cooperative optimisation"
+    resume_attributes = ("last_grad_norms", "_weights")
 
     def __init__(self, tasks: Sequence[str], radius: float = 0.05, period: int = 1):
         super().__init__(tasks)

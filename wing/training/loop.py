@@ -21,6 +21,8 @@ no half-written output). The schedule is the same for every method (issue 7, §3
 - Initial losses: before the first step each task's mean loss over the first
   ``initial_loss_batches`` batches of a fixed, unaugmented, unshuffled pass over the samples
   labelled for it is handed to the balancer (``Balancer.start``; GradNorm's L_i(0)).
+- Resume: a run killed mid-way and started again continues from the end of its last epoch
+  and writes the same files as an uninterrupted run (``wing.training.resume``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import copy
 import json
 import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -46,8 +48,16 @@ from wing.data.dataset import WoundDataset
 from wing.data.format import Legend, read_legend
 from wing.io import atomic_directory, write_json
 from wing.models import build_network, count_parameters
-from wing.training.determinism import seed_everything, select_device
+from wing.training.determinism import rng_states, seed_everything, select_device, set_rng_states
 from wing.training.methods import DEFAULT_RECIPES, TASKS, Recipe
+from wing.training.resume import (
+    NetworkResume,
+    RunResume,
+    files_of,
+    resume_dir,
+    run_key,
+    write_files,
+)
 from wing.training.sampler import TaskBatchSampler, task_balanced
 from wing.training.tasks import image_tasks, task_classes, task_spec
 
@@ -160,6 +170,25 @@ def frozen_batchnorm_statistics(network: torch.nn.Module):
             module.momentum = momentum
 
 
+@dataclass
+class Progress:
+    """Where the epoch loop stands after an epoch: all of it goes into the resume state."""
+
+    tasks: tuple[str, ...]
+    epoch: int = 0
+    step: int = 0
+    stopped: bool = False  # early stopping has ended training
+    stale: int = 0  # consecutive epochs in which no task's validation loss reached a new minimum
+    best: dict = field(default_factory=dict)  # (validation loss, epoch) per task
+    history: list = field(default_factory=list)
+    balancer_log: list = field(default_factory=list)
+    live_rows: list = field(default_factory=list)  # the DVCLive metrics of each epoch, in order
+    step_seconds: list = field(default_factory=list)
+
+    def __post_init__(self):
+        self.best = self.best or {task: (float("inf"), 0) for task in self.tasks}
+
+
 def train_network(
     *,
     dataset_root: str | Path,
@@ -173,12 +202,19 @@ def train_network(
     seed: int,
     out_dir: Path,
     backbone_options: dict | None = None,
+    resume: NetworkResume | None = None,
 ) -> dict:
     """Train one network for ``tasks``; write into ``out_dir`` its checkpoints
     (``best_<task>.pt`` per task, ``last.pt``), ``history.csv``, ``balancer_log.csv``,
     DVCLive logs and ``summary.json`` (also returned). The checkpoint records the backbone,
     the architecture and their options, from which :func:`wing.evaluation.predict.load_network`
-    rebuilds the network."""
+    rebuilds the network. With ``resume``, the state is saved after every epoch and a saved
+    state is continued from (a finished network's folder is written back as it was)."""
+    saved = resume.load() if resume is not None else None
+    if saved is not None and saved.get("finished"):
+        write_files(out_dir, saved["files"])
+        print(f"Resuming: the {out_dir.name} network had finished; its folder is restored.")
+        return saved["summary"]
     seed_everything(seed, config.num_threads)
     device = select_device(config.device)
     if backbone_options is None:
@@ -239,24 +275,43 @@ def train_network(
 
     unaugmented = copy.copy(train_set)  # shares the tensors, drops the augmentation
     unaugmented.transform = None
-    start_losses = initial_losses(
-        network,
-        Subset(unaugmented, keep),
-        labelled,
-        tasks,
-        config.initial_loss_batches,
-        config.batch_size,
-        device,
-        task_losses,
-    )
+    if saved is None:
+        start_losses = initial_losses(
+            network,
+            Subset(unaugmented, keep),
+            labelled,
+            tasks,
+            config.initial_loss_batches,
+            config.batch_size,
+            device,
+            task_losses,
+        )
+    else:
+        start_losses = saved["initial_losses"]
     weighting.start(start_losses)
 
-    history, balancer_log, step_seconds = [], [], []
-    best = {task: (float("inf"), 0) for task in tasks}  # (validation loss, epoch) per task
-    stale = 0  # consecutive epochs in which no task's validation loss reached a new minimum
-    step = 0
+    progress = Progress(tasks)
+    if saved is not None:
+        progress = saved["progress"]
+        network.load_state_dict(saved["network"])
+        optimizer.load_state_dict(saved["optimizer"])
+        weighting.load_resume_state(saved["balancer"])
+        sampler.load_state_dict(saved["sampler"])
+        write_files(out_dir, saved["files"])
+        set_rng_states(saved["rng"])  # last: building the network above drew from them
+        print(
+            f"Resuming the {out_dir.name} network after epoch {progress.epoch} of "
+            f"{config.epochs} (state saved in {resume.path})."
+        )
+    history, balancer_log, best = progress.history, progress.balancer_log, progress.best
     with Live(dir=str(out_dir / "dvclive"), dvcyaml=None, save_dvc_exp=False, report=None) as live:
-        for epoch in range(1, config.epochs + 1):
+        for row in progress.live_rows:  # a resumed run: the logs so far, as they were logged
+            for name, value in row.items():
+                live.log_metric(name, value)
+            live.next_step()
+        while progress.epoch < config.epochs and not progress.stopped:
+            progress.epoch += 1
+            epoch = progress.epoch
             network.train()
             sums = {task: 0.0 for task in tasks}
             seen = {task: 0 for task in tasks}
@@ -282,7 +337,7 @@ def train_network(
                     ),
                 )
                 optimizer.step()
-                step_seconds.append(time.perf_counter() - start)
+                progress.step_seconds.append(time.perf_counter() - start)
                 grad_norms = weighting.last_grad_norms
                 for task, loss in losses.items():
                     n = task_losses.labelled_count(targets, task)
@@ -291,7 +346,7 @@ def train_network(
                 for task in tasks:  # every task's weight, present in this batch or not
                     balancer_log.append(
                         {
-                            "step": step,
+                            "step": progress.step,
                             "epoch": epoch,
                             "task": task,
                             "present": task in losses,
@@ -299,9 +354,10 @@ def train_network(
                             "grad_norm": grad_norms.get(task, np.nan) if task in losses else np.nan,
                         }
                     )
-                step += 1
+                progress.step += 1
             weighting.end_epoch({t: sums[t] / seen[t] if seen[t] else float("nan") for t in tasks})
             validation = validation_losses(network, validation_loader, device, task_losses)
+            live_row = {}
             for task in tasks:
                 train_loss = sums[task] / seen[task] if seen[task] else np.nan
                 history.append(
@@ -312,10 +368,13 @@ def train_network(
                         "val_loss": validation.get(task, np.nan),
                     }
                 )
-                live.log_metric(f"train/loss/{task}", train_loss)
-                live.log_metric(f"val/loss/{task}", validation.get(task, np.nan))
-                live.log_metric(f"weight/{task}", weighting.weights()[task])
+                live_row[f"train/loss/{task}"] = train_loss
+                live_row[f"val/loss/{task}"] = validation.get(task, np.nan)
+                live_row[f"weight/{task}"] = weighting.weights()[task]
+            for name, value in live_row.items():
+                live.log_metric(name, value)
             live.next_step()
+            progress.live_rows.append(live_row)
             improved = False
             for task in tasks:
                 loss = validation.get(task, np.nan)
@@ -329,9 +388,22 @@ def train_network(
                     )
                 # The compared tasks decide when to stop, whatever auxiliary task a recipe adds.
                 improved = improved or (better and task in TASKS)
-            stale = 0 if improved else stale + 1
-            if config.patience and stale >= config.patience:
-                break
+            progress.stale = 0 if improved else progress.stale + 1
+            progress.stopped = bool(config.patience and progress.stale >= config.patience)
+            if resume is not None:
+                resume.save(
+                    {
+                        "progress": progress,
+                        "network": network.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "balancer": weighting.resume_state(),
+                        "sampler": sampler.state_dict(),
+                        "rng": rng_states(device),
+                        "initial_losses": start_losses,
+                        "files": files_of(out_dir, "best_*.pt"),
+                    }
+                )
+        epoch = progress.epoch
         torch.save(_checkpoint(network, weighting, spec, epoch), out_dir / "last.pt")
 
     pd.DataFrame(history).to_csv(out_dir / "history.csv", index=False)
@@ -346,7 +418,7 @@ def train_network(
         "best_epoch": max(best_epochs.values()),  # the latest per-task best (compatibility)
         "epochs_trained": epoch,
         "stopped_early": epoch < config.epochs,
-        "optimizer_steps": step,
+        "optimizer_steps": progress.step,
         "steps_per_epoch": steps,
         "task_balanced_batches": balanced,
         "initial_losses": start_losses,
@@ -357,7 +429,11 @@ def train_network(
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     # Wall-clock time is returned, never written to out_dir (a hashed output): train_run puts
     # it in the run's timing file. The first epoch is left out (warm-up), unless it is the only one.
-    return {**summary, "mean_step_seconds": float(np.mean(step_seconds[steps:] or step_seconds))}
+    seconds = progress.step_seconds
+    result = {**summary, "mean_step_seconds": float(np.mean(seconds[steps:] or seconds))}
+    if resume is not None:
+        resume.save_finished(out_dir, result)
+    return result
 
 
 def network_dir_name(tasks: tuple[str, ...]) -> str:
@@ -388,6 +464,11 @@ def train_run(
     (``mean_step_seconds``, summed over the networks) varies between identical runs, so it is
     kept out of the folder: written to ``timing_file`` (if given) and added to the returned
     summary only.
+
+    A run killed mid-way resumes when started again with the same arguments: the state of
+    each network is saved after every epoch under :func:`wing.training.resume.resume_dir`
+    (``out_dir``), keyed by everything that determines the run, and removed once the folder is
+    written.
     """
     spec = recipe or DEFAULT_RECIPES[method]
     if spec.name != method:
@@ -397,6 +478,16 @@ def train_run(
         for name in ("train", "validation")
     }
     keys = {"method": method, "backbone": backbone, "seed": seed}
+    key = run_key(
+        dataset_root,
+        **keys,
+        ids=ids,
+        image_size=image_size,
+        train_config=asdict(config),
+        recipe=asdict(spec),
+        backbone_options=backbone_options,
+    )
+    resume = RunResume(resume_dir(out_dir), key)
     with atomic_directory(out_dir) as tmp:
         summaries, histories, logs = [], [], []
         for tasks in spec.task_groups:
@@ -415,6 +506,7 @@ def train_run(
                     seed=seed,
                     out_dir=network_dir,
                     backbone_options=backbone_options,
+                    resume=resume.network(network_dir.name),
                 )
             )
             histories.append(pd.read_csv(network_dir / "history.csv"))
@@ -438,6 +530,7 @@ def train_run(
             "recipe": asdict(spec),
         }
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, default=list) + "\n")
+    resume.remove()
     timing = {"mean_step_seconds": float(sum(seconds.values())), "networks": seconds}
     if timing_file is not None:
         write_json(timing_file, {**keys, "device": summaries[0]["device"], **timing})

@@ -18,6 +18,7 @@ Two rules of the training schedule live here (issue 7, §3 and §6):
 Unbalanced, the batches are consecutive chunks of successive shuffled passes, the last
 chunk of a pass holding the remainder: a ``DataLoader(shuffle=True)`` that never restarts.
 Everything is drawn from one seeded ``torch.Generator``: the same seed, the same batches.
+``state_dict`` / ``load_state_dict`` carry the sampler's position to a resumed run.
 """
 
 from __future__ import annotations
@@ -98,6 +99,25 @@ class TaskBatchSampler(Sampler[list[int]]):
         for _ in range(self.steps):
             yield self._balanced_batch() if self.balanced else self.pool.chunk(self.batch_size)
             self.batches_drawn += 1
+
+    def state_dict(self) -> dict:
+        """Where the sampler stands: its generator and the queued rest of each cycle's pass
+        (a resumed run draws the batches an uninterrupted one would have drawn next)."""
+        return {
+            "generator": self.generator.get_state(),
+            "pool": list(self.pool.queue),
+            "task_cycles": [list(cycle.queue) for cycle in self.task_cycles],
+            "batches_drawn": self.batches_drawn,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        if len(state["task_cycles"]) != len(self.task_cycles):
+            raise ValueError("sampler state of a network with another number of tasks")
+        self.generator.set_state(state["generator"])
+        self.pool.queue = list(state["pool"])
+        for cycle, queue in zip(self.task_cycles, state["task_cycles"], strict=True):
+            cycle.queue = list(queue)
+        self.batches_drawn = int(state["batches_drawn"])
 
     def _balanced_batch(self) -> list[int]:
         tasks = len(self.task_cycles)
