@@ -22,6 +22,7 @@ from wing.data.synthetic import (
     generate_cohort,
     periwound_reach,
     photograph,
+    tissue_shares,
     wound_agreement,
     wound_geometry,
 )
@@ -342,3 +343,19 @@ def test_images_have_dynamic_range_and_varied_skin(cohort):
     assert metadata["skin_tone"].nunique() >= 3
     skin = [image[tissue == 0].mean() for _, image, _, tissue in _samples(root, metadata)]
     assert max(skin) - min(skin) > 60
+
+
+def test_healing_dynamics_are_params():
+    everyone_heals = CohortConfig(non_healer_fraction=0.0, healer_rate_per_day=(0.03, 0.03))
+    rates = {draw_patient(everyone_heals, n).healing_rate_per_day for n in range(6)}
+    assert rates == {0.03}
+    stalled = CohortConfig(non_healer_fraction=1.0, non_healer_rate_per_day=(-0.01, -0.005))
+    assert all(-0.01 <= draw_patient(stalled, n).healing_rate_per_day <= -0.005 for n in range(6))
+    patient = draw_patient(CohortConfig(), 1)
+    slow = tissue_shares(patient, 0.5, CohortConfig(necrosis_clearance=0.0, slough_clearance=0.0))
+    fast = tissue_shares(patient, 0.5, CohortConfig())
+    assert slow[0] >= fast[0] and slow[1] >= fast[1]  # no clearance keeps the baseline shares
+    with pytest.raises(ValueError, match="healer_rate_per_day"):
+        CohortConfig(healer_rate_per_day=(0.05, 0.01))
+    with pytest.raises(ValueError, match="slough_clearance"):
+        CohortConfig(slough_clearance=-1.0)

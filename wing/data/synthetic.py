@@ -145,6 +145,20 @@ class CohortConfig:
     ``tissue_annotator_unsure_width`` the width in px of the unlabelled (255) band along
     boundaries in the tissue mask (0 = label every pixel). Defaults were set from real
     agreement (FUSeg duplicates, FUSeg against DFUTissue), not tuned for any method's result.
+
+    Healing dynamics (this compendium's choices; the longitudinal report shows the resulting
+    per-visit tissue shares and visit-to-visit changes beside LUTSeg's real ones):
+    ``healer_rate_per_day`` and ``non_healer_rate_per_day`` are the [low, high] ranges of the
+    uniform per-patient rate r of the area decay exp(-r * day). Exponential decay (a constant
+    fractional rate) is the documented choice over a linear advance of the margin. The
+    healers' range spans a percent area reduction at 4 weeks, 1 - exp(-28 r), of 29 % to
+    75 %, on both sides of the 50 % that predicts healing at 12 weeks in diabetic foot ulcers
+    (Sheehan et al., Diabetes Care 2003); the non-healers' (``non_healer_fraction`` of the
+    patients) of -18 % to +13 %: stalled and slowly deteriorating wounds. Granulation
+    replaces necrosis and slough, which shrink as the remaining wound fraction to the powers
+    ``necrosis_clearance`` and ``slough_clearance`` (necrosis first: debrided or
+    autolysed before slough); ``epithelial_advance`` scales the epithelial rim's inward
+    growth from the margin near closure.
     """
 
     n_patients: int = 24
@@ -160,6 +174,12 @@ class CohortConfig:
     hair_fraction: float = 0.35
     satellite_fraction: float = 0.3
     non_healer_fraction: float = 0.25
+    # Healing dynamics (see the class docstring for the rationale of each default).
+    healer_rate_per_day: tuple[float, ...] = (0.012, 0.05)
+    non_healer_rate_per_day: tuple[float, ...] = (-0.006, 0.005)
+    necrosis_clearance: float = 2.0
+    slough_clearance: float = 1.3
+    epithelial_advance: float = 0.75
     wound_annotator_boundary_noise: float = 0.05
     wound_annotator_epithelium_rate: float = 0.5
     wound_annotator_periwound_rate: float = 0.5
@@ -181,6 +201,13 @@ class CohortConfig:
                 raise ValueError(f"data.synthetic.{name} is a share of patients: 0..1")
         noise = ("wound_annotator_boundary_noise", "tissue_annotator_boundary_noise")
         for name in (*noise, "tissue_annotator_unsure_width"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"data.synthetic.{name} must not be negative")
+        for name in ("healer_rate_per_day", "non_healer_rate_per_day"):
+            low_high = tuple(getattr(self, name))
+            if len(low_high) != 2 or not low_high[0] <= low_high[1]:
+                raise ValueError(f"data.synthetic.{name} must be [low, high] with low <= high")
+        for name in ("necrosis_clearance", "slough_clearance", "epithelial_advance"):
             if getattr(self, name) < 0:
                 raise ValueError(f"data.synthetic.{name} must not be negative")
 
@@ -315,9 +342,9 @@ def draw_patient(config: CohortConfig, number: int) -> Patient:
     skin_tone = int(rng.integers(1, 7))
     skin_rgb = SKIN_TONE_RGB[skin_tone - 1] * np.exp(rng.normal(0.0, 0.04, 3))
     if rng.random() < config.non_healer_fraction:
-        rate = rng.uniform(-0.006, 0.005)
+        rate = rng.uniform(*config.non_healer_rate_per_day)
     else:
-        rate = rng.uniform(0.012, 0.05)
+        rate = rng.uniform(*config.healer_rate_per_day)
     field_of_view_mm = rng.uniform(50.0, 130.0)
     main = Blob((0.0, 0.0), 1.0, _random_outline(rng, rng.uniform(0.12, 0.3)))
     blobs: tuple[Blob, ...] = (main,)
@@ -358,16 +385,21 @@ def visit_day(config: CohortConfig, visit: int, rng: np.random.Generator) -> int
     return (visit - 1) * config.days_between_visits + int(rng.integers(-slack, slack + 1))
 
 
-def tissue_shares(patient: Patient, progress: float) -> tuple[float, float, float]:
+def tissue_shares(
+    patient: Patient, progress: float, config: CohortConfig | None = None
+) -> tuple[float, float, float]:
     """(necrosis, slough) shares of the wound bed and the epithelial rim width at a stage.
 
-    Healing clears necrosis first and slough next; epithelium advances from the margin near
-    closure. A worsening wound (negative progress) gains necrosis and slough.
+    Healing clears necrosis first and slough next (shares shrink as the remaining fraction of
+    the wound to the powers ``necrosis_clearance`` > ``slough_clearance``), and granulation
+    fills what they leave; epithelium advances from the margin near closure
+    (``epithelial_advance``). A worsening wound (negative progress) gains necrosis and slough.
     """
+    config = config or CohortConfig()
     remaining = 1.0 - max(progress, -0.4)
-    necrosis = min(0.6, patient.necrosis_at_baseline * remaining**2)
-    slough = min(0.85 - necrosis, patient.slough_at_baseline * remaining**1.3)
-    rim = patient.epithelial_rim_at_baseline + 0.75 * max(progress, 0.0) ** 2.5
+    necrosis = min(0.6, patient.necrosis_at_baseline * remaining**config.necrosis_clearance)
+    slough = min(0.85 - necrosis, patient.slough_at_baseline * remaining**config.slough_clearance)
+    rim = patient.epithelial_rim_at_baseline + config.epithelial_advance * max(progress, 0.0) ** 2.5
     return necrosis, slough, rim
 
 
@@ -387,7 +419,7 @@ def draw_visit(config: CohortConfig, patient: Patient, visit: int) -> Visit:
         for b in patient.blobs
     )
     progress = 1.0 - float(np.exp(-patient.healing_rate_per_day * day))
-    necrosis, slough, rim = tissue_shares(patient, progress)
+    necrosis, slough, rim = tissue_shares(patient, progress, config)
     grids = patient.tissue_grids + 0.3 * rng.standard_normal(patient.tissue_grids.shape)
     return Visit(
         visit=visit,
