@@ -35,6 +35,8 @@ bench: $(STAMP)
 	python bench/gradnorm_step.py
 	python bench/balancer_step.py
 	python bench/architecture_cost.py
+	python bench/training_throughput.py
+	python bench/stage_overhead.py
 
 clean-venv:
 	rm -rf $(VENV)
