@@ -6,7 +6,7 @@ place it never saw. ``evaluate.external`` in params.yaml lists data sources
 imported into the canonical format in a temporary folder, and every trained run is scored on
 all of its images (an external dataset is never trained on, so it has no split) under the
 primary checkpoint rule (``evaluate.checkpoint``), with the metrics of
-:mod:`wing.evaluation.metrics`.
+:mod:`wing.evaluation.metrics` except HD95 (pixels of another camera are not comparable).
 
 Decisions (this compendium's):
 
@@ -166,8 +166,9 @@ def score_external_dataset(
             native_sizes=sizes,
         )
         tissue_maps = [predicted_lookup[m] for m in maps["tissue"]]
+        # no HD95: a distance in pixels is not comparable across other clinics' cameras
         run_image, run_pooled = score_tables(
-            maps["wound"], wounds, tissue_maps, tissues, shared or ("none",), ids
+            maps["wound"], wounds, tissue_maps, tissues, shared or ("none",), ids, distances=False
         )
         labels = {**keys, "dataset": name, "checkpoint": checkpoint}
         per_image.append(run_image.assign(**labels))
@@ -178,7 +179,7 @@ def score_external_dataset(
     scored = ["wound"] if "wound" in tasks else []
     if "tissue" in tasks:
         scored += [*shared, "tissue_mean"]
-    scores = scores[scores["target"].isin(scored)]
+    scores = scores[scores["target"].isin(scored) & (scores["metric"] != "hd95")]
     pooled_scores = pooled_scores[pooled_scores["target"].isin(scored)]
     return (
         scores[PER_IMAGE_COLUMNS].reset_index(drop=True),

@@ -298,10 +298,12 @@ def score_tables(
     ref_tissue: LabelMaps,
     tissue_classes: Sequence[str],
     sample_ids: Sequence[str],
+    distances: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(:func:`per_image_scores`, :func:`pooled_scores`) of the same maps, counted once."""
+    """(:func:`per_image_scores`, :func:`pooled_scores`) of the same maps, counted once
+    (``distances=False``: no HD95, whose rows are then NaN)."""
     args = (pred_wound, ref_wound, pred_tissue, ref_tissue, tissue_classes, sample_ids)
-    wound, tissue = _score(*args, distances=True)
+    wound, tissue = _score(*args, distances=distances)
     return (
         _per_image_table(wound, tissue, tissue_classes, sample_ids),
         _pooled_table(wound[0], tissue[0], tissue_classes),
