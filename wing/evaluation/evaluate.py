@@ -13,6 +13,7 @@ epochs, step times) into tidy tables for the compare stage.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +88,29 @@ def native_size_summary(dataset_root: str | Path, sample_ids: list[str]) -> dict
     return out
 
 
+def predict_matrix(
+    config: Config,
+    dataset: WoundDataset,
+    native_sizes: Sequence[tuple[int, int]],
+    runs: Path = RUNS,
+    checkpoints: Sequence[str] | None = None,
+) -> Iterator[tuple[dict, dict[str, list[np.ndarray]]]]:
+    """(labels, label maps) of every run of the train matrix on ``dataset``, under each rule
+    of ``checkpoints`` (default: the primary rule, ``evaluate.checkpoint``), at the images'
+    native sizes; labels are the run keys and ``checkpoint``."""
+    for keys in matrix(config):
+        for checkpoint in checkpoints or (config.evaluate.checkpoint,):
+            predicted = predict_run(
+                run_dir(**keys, runs=runs),
+                dataset,
+                checkpoint,
+                config.evaluate.batch_size,
+                config.train.device,
+                native_sizes=native_sizes,
+            )
+            yield {**keys, "checkpoint": checkpoint}, predicted
+
+
 def evaluate_runs(
     config: Config, runs: Path = RUNS, split_path: Path = SPLIT
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -101,28 +125,18 @@ def evaluate_runs(
     sizes = [mask.shape for mask in reference_wound]
     classes = read_legend(config.data.root).tissue_classes
     per_image, pooled = [], []
-    for keys in matrix(config):
-        for checkpoint in CHECKPOINTS:
-            predicted = predict_run(
-                run_dir(**keys, runs=runs),
-                dataset,
-                checkpoint,
-                config.evaluate.batch_size,
-                config.train.device,
-                native_sizes=sizes,
-            )
-            args = (
-                predicted["wound"],
-                reference_wound,
-                predicted["tissue"],
-                reference_tissue,
-                classes,
-                ids,
-            )
-            labels = {**keys, "checkpoint": checkpoint}
-            run_per_image, run_pooled = score_tables(*args)
-            per_image.append(run_per_image.assign(**labels))
-            pooled.append(run_pooled.assign(**labels))
+    for labels, predicted in predict_matrix(config, dataset, sizes, runs, CHECKPOINTS):
+        args = (
+            predicted["wound"],
+            reference_wound,
+            predicted["tissue"],
+            reference_tissue,
+            classes,
+            ids,
+        )
+        run_per_image, run_pooled = score_tables(*args)
+        per_image.append(run_per_image.assign(**labels))
+        pooled.append(run_pooled.assign(**labels))
     patients = test.set_index("sample_id")["patient_id"]
     scores = pd.concat(per_image, ignore_index=True)
     scores.insert(1, "patient_id", scores["sample_id"].map(patients))

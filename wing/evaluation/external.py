@@ -39,10 +39,9 @@ import pandas as pd
 from wing.config import Config, ConfigError
 from wing.data.dataset import WoundDataset
 from wing.data.format import IGNORE_INDEX, DatasetError, load_sample, read_legend
-from wing.evaluation.evaluate import RUN_KEYS, matrix
+from wing.evaluation.evaluate import RUN_KEYS, predict_matrix
 from wing.evaluation.metrics import score_tables
-from wing.evaluation.predict import predict_run
-from wing.paths import RUNS, run_dir
+from wing.paths import RUNS
 from wing.statistics.paired import compare_to_reference, summary_table
 
 PER_IMAGE_COLUMNS = [
@@ -154,23 +153,14 @@ def score_external_dataset(
         return _empty(PER_IMAGE_COLUMNS), _empty(POOLED_COLUMNS), _not_assessed(name, reason)
     dataset = WoundDataset(root, ids, config.data.image_size)
     sizes = [w.shape for w in wounds]
-    checkpoint = config.evaluate.checkpoint
     per_image, pooled = [], []
-    for keys in matrix(config):
-        maps = predict_run(
-            run_dir(**keys, runs=runs),
-            dataset,
-            checkpoint,
-            config.evaluate.batch_size,
-            config.train.device,
-            native_sizes=sizes,
-        )
+    for labels, maps in predict_matrix(config, dataset, sizes, runs):
         tissue_maps = [predicted_lookup[m] for m in maps["tissue"]]
         # no HD95: a distance in pixels is not comparable across other clinics' cameras
         run_image, run_pooled = score_tables(
             maps["wound"], wounds, tissue_maps, tissues, shared or ("none",), ids, distances=False
         )
-        labels = {**keys, "dataset": name, "checkpoint": checkpoint}
+        labels = {**labels, "dataset": name}
         per_image.append(run_image.assign(**labels))
         pooled.append(run_pooled.assign(**labels))
     scores = pd.concat(per_image, ignore_index=True)

@@ -25,15 +25,14 @@ import pandas as pd
 from wing.config import Config
 from wing.data.dataset import WoundDataset
 from wing.data.format import read_legend, read_metadata
-from wing.evaluation.evaluate import matrix, native_references, split_rows
-from wing.evaluation.predict import predict_run
+from wing.evaluation.evaluate import native_references, predict_matrix, split_rows
 from wing.longitudinal.measures import (
     REFERENCE,
     fraction_columns,
     measure_table,
     truth_measures,
 )
-from wing.paths import RUNS, SPLIT, run_dir
+from wing.paths import RUNS, SPLIT
 
 HUMAN = "within human variability"
 BEYOND = "outside human variability"
@@ -65,22 +64,15 @@ def _predictions(
     config: Config, root: Path, ids: list[str], sizes, samples, classes, runs: Path
 ) -> list[pd.DataFrame]:
     dataset = WoundDataset(root, ids, config.data.image_size)
-    checkpoint = config.evaluate.checkpoint
     frames = []
-    for keys in matrix(config):
-        predicted = predict_run(
-            run_dir(**keys, runs=runs),
-            dataset,
-            checkpoint,
-            config.evaluate.batch_size,
-            config.train.device,
-            native_sizes=sizes,
-        )
+    for labels, predicted in predict_matrix(config, dataset, sizes, runs):
         table = measure_table(
-            predicted["wound"], predicted["tissue"], samples, classes, keys["method"]
+            predicted["wound"], predicted["tissue"], samples, classes, labels["method"]
         )
         frames.append(
-            table.assign(backbone=keys["backbone"], seed=keys["seed"], checkpoint=checkpoint)
+            table.assign(
+                backbone=labels["backbone"], seed=labels["seed"], checkpoint=labels["checkpoint"]
+            )
         )
     return frames
 
