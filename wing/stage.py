@@ -18,11 +18,14 @@ import os
 import sys
 from pathlib import Path
 
-import nbformat
-import papermill
-import yaml
+# Before nbformat: its jsonschema would compile rfc3987-syntax's grammar (1 s; wing/__init__.py)
+sys.modules.setdefault("rfc3987_syntax", None)
 
-from wing.io import atomic_path
+import nbformat  # noqa: E402
+import papermill  # noqa: E402
+import yaml  # noqa: E402
+
+from wing.io import atomic_path  # noqa: E402
 
 # The project kernel, registered inside .venv by the Makefile (ipykernel install --sys-prefix),
 # so a user-level "python3" kernel elsewhere can never run the stages without `wing`.
