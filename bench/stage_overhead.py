@@ -3,21 +3,22 @@
 Question (issue 11, "Performance"): every DVC stage runs a notebook through papermill in a
 fresh ``wing`` kernel (``wing/stage.py``). What does a stage cost before it does any work,
 and what share of the quick run do those fixed costs take? Target: fixed cost x stages
-<= 10 % of the quick run's wall time (``--quick-wall-seconds``, default 714 s: the measured
-11 min 54 s).
+<= 10 % of the quick run's wall time (``--quick-wall-seconds``, default 861 s: the measured
+14 min 21 s).
 
-The trivial notebook: a ``parameters`` cell and one cell holding every import statement of
-the stage notebooks that dvc.yaml runs (their union, so an upper bound for any one stage).
-Three subjects, timed in interleaved rounds in a shuffled order (``bench/_measure.py``):
+A trivial notebook per stage: a ``parameters`` cell and one cell holding that stage
+notebook's import statements (``trivial_<stage>``), and one holding the union of every stage's
+imports (an upper bound for any one stage). Subjects, timed in interleaved rounds in a
+shuffled order (``bench/_measure.py``):
 
-- ``stage``: ``python -m wing.stage trivial.ipynb out.ipynb``, a subprocess, as dvc runs a
-  stage: interpreter, papermill, kernel start, the imports, kernel shutdown, the stripped
-  notebook written. This is the per-stage fixed cost.
-- ``papermill``: ``papermill.execute_notebook(..., kernel_name="wing")`` from this process
-  (papermill already imported): kernel start, the imports, shutdown.
-- ``script``: the same imports in a fresh interpreter (``python -c``), which also times the
-  imports from inside (``import_seconds``: the same imports in-process): what a stage would
-  cost as a plain script.
+- ``stage:<name>``: ``python -m wing.stage trivial_<name>.ipynb out.ipynb``, a subprocess, as
+  dvc runs that stage: interpreter, papermill, kernel start, the stage's imports, kernel
+  shutdown, the stripped notebook written. This is the stage's fixed cost; the pipeline's is
+  the sum over stages, each times the number of runs ``dvc repro`` makes of it.
+- ``papermill``: ``papermill.execute_notebook(..., kernel_name="wing")`` on the union
+  notebook from this process (papermill already imported): kernel start, imports, shutdown.
+- ``script``: the union's imports in a fresh interpreter (``python -c``), which also times
+  the imports from inside (``import_seconds``): what a stage would cost as a plain script.
 
 The notebook overhead is ``papermill - script`` per round: what the kernel adds. Stages:
 dvc.yaml's, the train matrix expanded from params.yaml's top level (what ``dvc repro``
@@ -25,7 +26,7 @@ runs on the quick profile). Every subprocess and the kernel start in the project
 they import this checkout's ``wing``. Not measured: dvc's own work per stage (hashing deps
 and outs, the lock file).
 
-    python bench/stage_overhead.py [--rounds 5] [--warmup 1] [--quick-wall-seconds 714]
+    python bench/stage_overhead.py [--rounds 3] [--warmup 1] [--quick-wall-seconds 861]
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ from wing.stage import KERNEL
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_FRACTION = 0.10  # fixed cost x stages <= 10 % of the quick run
-QUICK_WALL_SECONDS = 714.0  # the quick profile's measured dvc repro: 11 min 54 s
+QUICK_WALL_SECONDS = 861.0  # the quick profile's measured dvc repro -f: 14 min 21 s
 NOTEBOOK = re.compile(r"notebooks/\S+\.ipynb")
 # Subprocesses as the Makefile runs the pipeline: offline, fixed hash seed.
 ENVIRONMENT = {"HF_HUB_OFFLINE": "1", "DVC_NO_ANALYTICS": "1", "PYTHONHASHSEED": "0"}
@@ -141,7 +142,7 @@ def find_kernel(name: str) -> dict[str, Any]:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="bench/results/stage_overhead.json")
@@ -151,7 +152,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--quick-wall-seconds",
         type=float,
         default=QUICK_WALL_SECONDS,
-        help="wall time of dvc repro on the quick profile (default: 714 = 11 min 54 s)",
+        help="wall time of dvc repro on the quick profile (default: 861 = 14 min 21 s)",
     )
     parser.add_argument("--project", default=str(ROOT), help="where stages run (imports wing)")
     args = parser.parse_args(argv)
@@ -169,16 +170,25 @@ def main(argv: Sequence[str] | None = None) -> dict:
     notebooks = stage_notebooks(Path(args.dvc_yaml))
     counts = stage_counts(Path(args.dvc_yaml), Path(args.params))
     imports = import_statements([project / path for path in dict.fromkeys(notebooks.values())])
+    stage_imports = {name: import_statements([project / path]) for name, path in notebooks.items()}
     environment = {**os.environ, **ENVIRONMENT}
     imports_seconds: list[float] = []
 
     with tempfile.TemporaryDirectory(prefix="wing-stage-overhead-") as folder:
         notebook = Path(folder) / "trivial.ipynb"
         trivial_notebook(imports, notebook)
+        for name, statements in stage_imports.items():
+            trivial_notebook(statements, Path(folder) / f"trivial_{name}.ipynb")
 
-        def stage() -> None:
-            command = [sys.executable, "-m", "wing.stage", str(notebook), f"{folder}/stage.ipynb"]
-            subprocess.run(command, cwd=project, env=environment, check=True, capture_output=True)
+        def stage_of(name: str):
+            def stage() -> None:
+                command = [sys.executable, "-m", "wing.stage", f"{folder}/trivial_{name}.ipynb",
+                           f"{folder}/stage_{name}.ipynb"]  # fmt: skip
+                subprocess.run(
+                    command, cwd=project, env=environment, check=True, capture_output=True
+                )
+
+            return stage
 
         def in_papermill() -> None:
             papermill.execute_notebook(
@@ -204,20 +214,23 @@ def main(argv: Sequence[str] | None = None) -> dict:
             )
             imports_seconds.append(float(done.stdout.strip().splitlines()[-1]))
 
-        steps = {"stage": stage, "papermill": in_papermill, "script": script}
+        steps = {f"stage:{name}": stage_of(name) for name in notebooks}
+        steps |= {"papermill": in_papermill, "script": script}
         times = interleaved_times(steps, args.rounds, args.warmup, args.seed, torch.device("cpu"))
     in_process = imports_seconds[args.warmup :]  # one per round, the warm-up rounds first
 
     overhead_rounds = [p - s for p, s in zip(times["papermill"], times["script"], strict=True)]
-    per_stage = statistics.median(times["stage"])
-    overhead = statistics.median(overhead_rounds)
     stages = sum(counts[name] for name in notebooks)
+    per_stage = {name: statistics.median(times[f"stage:{name}"]) for name in notebooks}
+    fixed_total = sum(per_stage[name] * counts[name] for name in notebooks)
+    overhead = statistics.median(overhead_rounds)
 
-    def share(seconds: float) -> dict[str, Any]:
-        fraction = seconds * stages / args.quick_wall_seconds
+    def share(seconds: float, total: float | None = None) -> dict[str, Any]:
+        total = seconds * stages if total is None else total
+        fraction = total / args.quick_wall_seconds
         return {
             "per_stage_seconds": seconds,
-            "total_seconds": seconds * stages,
+            "total_seconds": total,
             "fraction": fraction,
             "target_fraction": TARGET_FRACTION,
             "target_met": bool(fraction <= TARGET_FRACTION),
@@ -242,10 +255,13 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "quick_wall_seconds": args.quick_wall_seconds,
         "subjects": subjects,
         "notebook_overhead_seconds": overhead_rounds,
-        "fixed_cost": share(per_stage),
+        "per_stage_fixed_seconds": per_stage,
+        "fixed_cost": share(fixed_total / stages, fixed_total),
         "notebook_overhead": share(overhead),
         "what": {
-            "fixed_cost": "median of `python -m wing.stage` on the trivial notebook, x stages",
+            "fixed_cost": "sum over dvc.yaml's stages of the median of `python -m wing.stage` "
+            "on a notebook holding only that stage's imports, x the runs dvc repro makes of "
+            "it (per_stage_seconds: that sum / stages)",
             "notebook_overhead": "median over rounds of papermill - script (kernel and "
             "notebook machinery beyond the same imports in a fresh interpreter), x stages",
             "not_measured": "dvc's own per-stage work (hashing deps and outs, dvc.lock)",
@@ -269,7 +285,11 @@ def format_table(result: dict) -> str:
             f"| {'met' if entry['target_met'] else 'not met'} |"
         )
     lines.append(
-        f"\nper subject (median s): stage {s['stage']['median_seconds']:.2f}, papermill "
+        "\nper stage (median s): "
+        + ", ".join(f"{k} {v:.2f}" for k, v in result["per_stage_fixed_seconds"].items())
+    )
+    lines.append(
+        f"per subject (median s): papermill "
         f"{s['papermill']['median_seconds']:.2f}, script {s['script']['median_seconds']:.2f} "
         f"(imports in-process {s['script']['imports_median_seconds']:.2f}); stages "
         + ", ".join(f"{k} {v}" for k, v in result["stage_counts"].items())

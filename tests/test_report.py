@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -200,3 +202,27 @@ def test_architecture_cost_table_reads_the_benchmark_and_says_where_it_was_measu
     assert "FLOPs / 2" in where and "the same optimiser steps" in where
     empty, missing = architecture_cost_table(tmp_path / "absent.json")
     assert empty.empty and "not been recorded" in missing
+
+
+def test_throughput_and_pipeline_cost_tables_read_the_recorded_benchmarks(tmp_path):
+    from wing.report import pipeline_cost_table, throughput_tables
+
+    rows, options, where = throughput_tables()
+    recorded = json.loads((ROOT / "bench/results/training_throughput.json").read_text())
+    assert len(rows) == len(recorded["rows"]) and len(options) == len(recorded["speed_options"])
+    assert {"images/s", "end to end / model only", "× STL pair step"} <= set(rows.columns)
+    assert recorded["date"][:10] in where
+    missing = tmp_path / "absent.json"
+    assert throughput_tables(missing)[2] == "The throughput benchmark has not been recorded."
+    assert pipeline_cost_table(missing, missing)[1] == "The pipeline cost has not been recorded."
+
+    cost = {
+        "date": "2026-11-25T00:00:00+00:00", "commit": "abcdef0123", "profile": "quick",
+        "cpu_count": 2, "stages_run": 12, "forced_repro_seconds": 840.0,
+        "noop_repro_seconds": 3.5, "changed_outputs": {},
+    }  # fmt: skip
+    table, note = pipeline_cost_table(cost, missing)
+    assert list(table["value"]) == ["14.0 min", "3.5 s", "none (byte-identical)"]
+    assert "abcdef0" in note
+    table, _ = pipeline_cost_table(cost | {"changed_outputs": {"report": ["x"]}}, missing)
+    assert table["value"].iloc[2] == "report"

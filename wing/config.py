@@ -23,6 +23,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 import yaml
 
 # The synthetic cohort's own configuration is the data.synthetic section, knob for knob.
+from wing.data.synthetic import SHARE_KNOBS
 from wing.data.synthetic import CohortConfig as SyntheticConfig
 from wing.models import BACKBONES, options_of
 from wing.training.methods import (
@@ -104,6 +105,14 @@ class TrainConfig:
     # L_i(0) of loss-rate balancers (GradNorm): mean task loss over this many fixed labelled
     # batches, measured before the first step.
     initial_loss_batches: int = 4
+    # Speed (wing.training.speed; bench/training_throughput.py measured each on the CPU):
+    # channels_last network and input (0.90x the contiguous step, deterministic), autocast
+    # precision (auto = bfloat16 on a CUDA device that has it, float32 elsewhere), torch.compile
+    # of the trunk (1.46x slower on the CPU: off), DataLoader workers (pinned memory on CUDA).
+    memory_format: str = "channels_last"
+    precision: str = "auto"
+    compile: bool = False
+    loader_workers: int = 0
 
 
 @dataclass(frozen=True)
@@ -353,17 +362,7 @@ RULES: dict[str, Any] = {
         for f in fields(SyntheticConfig)
         if f.type in (float, "float")
     },
-    **{
-        f"data.synthetic.{name}": _share
-        for name in (
-            "hair_fraction",
-            "satellite_fraction",
-            "non_healer_fraction",
-            "wound_annotator_epithelium_rate",
-            "wound_annotator_periwound_rate",
-            "wound_annotator_eschar_rate",
-        )
-    },
+    **{f"data.synthetic.{name}": _share for name in SHARE_KNOBS},
     "train.methods": _names,
     "train.backbones": _names,
     "train.seeds": _seeds,
@@ -381,6 +380,9 @@ RULES: dict[str, Any] = {
     "train.patience": _at_least(0),
     "train.task_balanced_batches": _one_of("auto", "on", "off"),
     "train.initial_loss_batches": _at_least(0),
+    "train.memory_format": _one_of("channels_last", "contiguous"),
+    "train.precision": _one_of("auto", "float32", "bfloat16"),
+    "train.loader_workers": _at_least(0),
     "evaluate.batch_size": _at_least(1),
     "evaluate.checkpoint": _one_of("best", "last"),
     "compare.metric": _metric,

@@ -42,6 +42,12 @@ METHODS_TEXT = Path("paper/methods.md")
 BALANCER_BENCH = Path("bench/results/balancer_step.json")
 # The cost of every backbone and architecture (bench/architecture_cost.py, run on demand).
 ARCHITECTURE_BENCH = Path("bench/results/architecture_cost.json")
+# Throughput, the loader's share and the CPU speed options (bench/training_throughput.py), the
+# per-stage fixed cost (bench/stage_overhead.py) and the whole pipeline's wall time
+# (bench/pipeline_cost.py): run on demand, shown as recorded.
+THROUGHPUT_BENCH = Path("bench/results/training_throughput.json")
+OVERHEAD_BENCH = Path("bench/results/stage_overhead.json")
+PIPELINE_BENCH = Path("bench/results/pipeline_cost.json")
 TEMPLATE = Path(__file__).parent / "templates" / "report.html.j2"
 
 # Published results on DFUTissue's Test images (percent), a cited data file (Dhar et al.,
@@ -348,6 +354,108 @@ def architecture_cost_table(
     return pd.DataFrame(rows), where
 
 
+def _recorded(source: Path | dict | None) -> dict | None:
+    if source is None or (isinstance(source, Path) and not source.is_file()):
+        return None
+    return json.loads(source.read_text(encoding="utf-8")) if isinstance(source, Path) else source
+
+
+def throughput_tables(
+    source: Path | dict | None = THROUGHPUT_BENCH,
+) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """The recorded training throughput per method (images/s end to end and model only, the
+    loader's share, one shared network against the STL pair) and the CPU speed options
+    (``bench/training_throughput.py``), with a line saying where and when; empty when not
+    recorded."""
+    result = _recorded(source)
+    if result is None:
+        return pd.DataFrame(), pd.DataFrame(), "The throughput benchmark has not been recorded."
+    pairs = {(r["backbone"], r["method"]): r for r in result["mtl_vs_stl"]}
+    rows = []
+    for row in result["rows"]:
+        pair = pairs.get((row["backbone"], row["method"]), {})
+        rows.append(
+            {
+                "backbone": row["backbone"],
+                "method": row["label"],
+                "parameters": row["parameters"],
+                "images/s": round(row["images_per_second"], 1),
+                "model-only images/s": round(row["model_only_images_per_second"], 1),
+                "end to end / model only": round(row["loader_ratio"], 2),
+                "≤ 1.10×": "met" if row["loader_target_met"] else "not met",
+                "× STL pair step": round(pair["time_ratio"], 2) if pair else None,
+                "× STL parameters": round(pair["parameter_ratio"], 3) if pair else None,
+                "peak memory (MiB)": round(row["peak_memory_bytes"] / 2**20),
+            }
+        )
+    options = []
+    for row in result["speed_options"]:
+        determinism = row.get("determinism") or {}
+        options.append(
+            {
+                "backbone": row["backbone"],
+                "option": row["option"],
+                "× eager step": None
+                if row.get("ratio_to_eager") is None
+                else round(row["ratio_to_eager"], 2),
+                "compile (s)": None
+                if row.get("compile_seconds") is None
+                else round(row["compile_seconds"], 1),
+                "reproducible": determinism.get("reproducible"),
+                "bit-identical to eager": determinism.get("identical_to_eager"),
+                "status": row["status"] if row.get("reason") is None else row["reason"],
+            }
+        )
+    where = (
+        f"Measured {result['date'][:10]} on {result['device_name']} ({result['device']}, "
+        f"{result['threads']} threads), torch {result['torch']}: {result['rounds']} interleaved "
+        f"rounds after {result['warmup']} warm-up, batch {result['batch_size']} at "
+        f"{result['image_size']} px. End to end: {result['end_to_end_step']}. Ratios: "
+        f"{result['ratio']}. Speed options on {result['speed_method']}'s model-only step; "
+        f"compile: {result['compile_scope']}."
+    )
+    return pd.DataFrame(rows), pd.DataFrame(options), where
+
+
+def pipeline_cost_table(
+    pipeline: Path | dict | None = PIPELINE_BENCH, overhead: Path | dict | None = OVERHEAD_BENCH
+) -> tuple[pd.DataFrame, str]:
+    """The recorded wall time of the whole pipeline (forced and no-op ``dvc repro``,
+    ``bench/pipeline_cost.py``) and of the stages' fixed cost (``bench/stage_overhead.py``),
+    one row per measure; empty when neither is recorded."""
+    rows, notes = [], []
+    cost = _recorded(pipeline)
+    if cost is not None:
+        changed = cost["changed_outputs"]
+        rows += [
+            {"measure": f"dvc repro -f ({cost['profile']} profile, {cost['stages_run']} stages)",
+             "value": f"{cost['forced_repro_seconds'] / 60:.1f} min"},
+            {"measure": "dvc repro right after it (nothing to do)",
+             "value": f"{cost['noop_repro_seconds']:.1f} s"},
+            {"measure": "stages whose outputs the forced run changed",
+             "value": ", ".join(sorted(changed)) if changed else "none (byte-identical)"},
+        ]  # fmt: skip
+        notes.append(
+            f"Pipeline: recorded {cost['date'][:10]} at commit {cost['commit'][:7]} on "
+            f"{cost['cpu_count']} cores."
+        )
+    fixed = _recorded(overhead)
+    if fixed is not None:
+        share = fixed["fixed_cost"]
+        rows.append(
+            {
+                "measure": f"stages' fixed cost (kernel start, imports; {fixed['stages']} stages)",
+                "value": f"{share['total_seconds']:.0f} s = {share['fraction']:.1%} of a "
+                f"{fixed['quick_wall_seconds'] / 60:.1f}-min quick run (target ≤ 10 %: "
+                f"{'met' if share['target_met'] else 'not met'})",
+            }
+        )
+        notes.append(f"Fixed cost: recorded {fixed['date'][:10]}, {fixed['what']['fixed_cost']}.")
+    if not rows:
+        return pd.DataFrame(), "The pipeline cost has not been recorded."
+    return pd.DataFrame(rows), " ".join(notes)
+
+
 ADDITION_COLUMNS = [
     "with_gradnorm",
     "method",
@@ -507,6 +615,8 @@ def build_report(
     real = config.data.source in REAL_SOURCES
     cost, cost_where = balancer_cost_table()
     architecture_cost, architecture_cost_where = architecture_cost_table()
+    throughput, speed_options, throughput_where = throughput_tables()
+    pipeline_cost, pipeline_cost_where = pipeline_cost_table()
     outside = external_tables(external)
     healing = longitudinal_tables(longitudinal)
     environment = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
@@ -570,6 +680,11 @@ def build_report(
         balancer_cost_where=cost_where,
         architecture_cost=_table(architecture_cost, digits=4),
         architecture_cost_where=architecture_cost_where,
+        throughput=_table(throughput, digits=3),
+        speed_options=_table(speed_options, digits=3),
+        throughput_where=throughput_where,
+        pipeline_cost=_table(pipeline_cost),
+        pipeline_cost_where=pipeline_cost_where,
         figure=lambda name: _figure(name, figures),
         published=_table(published_dfutissue()) if real else "",
         published_setting=PUBLISHED_SETTING,

@@ -84,6 +84,10 @@ def run(notebook: str, output: str, parameters: dict) -> None:
                 kernel_name=KERNEL,
                 progress_bar=False,
                 cwd=os.getcwd(),
+                # Every output is written and closed by the time the last cell returns, so
+                # the kernel is stopped at once rather than left to tear down torch and MONAI
+                # (about 2 s per stage; bench/stage_overhead.py).
+                shutdown_kernel="immediate",
             )
         except papermill.PapermillExecutionError:
             failed.parent.mkdir(parents=True, exist_ok=True)

@@ -122,6 +122,15 @@ _FIELD_EXTENT = 1.6  # tissue fields cover [-1.6, 1.6] wound radii around each w
 # annotator sees them as part of the wound where the paint share exceeds a visible level.
 _ERYTHEMA_REACH, _ERYTHEMA_VISIBLE = 0.35, 0.3  # in wound radii; share (reddening is subtle)
 _MACERATION_REACH, _MACERATION_VISIBLE = 0.12, 0.2  # white waterlogged skin stands out
+# The knobs that are shares (of patients, of images): 0..1, checked here and by wing.config.
+SHARE_KNOBS = (
+    "hair_fraction",
+    "satellite_fraction",
+    "non_healer_fraction",
+    "wound_annotator_epithelium_rate",
+    "wound_annotator_periwound_rate",
+    "wound_annotator_eschar_rate",
+)
 _ANNOTATOR_HARMONICS = 4  # the wound annotator's outline error: offset + harmonics 1..4
 
 
@@ -188,15 +197,7 @@ class CohortConfig:
     tissue_annotator_unsure_width: float = 1.0
 
     def __post_init__(self) -> None:
-        shares = (
-            "hair_fraction",
-            "satellite_fraction",
-            "non_healer_fraction",
-            "wound_annotator_epithelium_rate",
-            "wound_annotator_periwound_rate",
-            "wound_annotator_eschar_rate",
-        )
-        for name in shares:
+        for name in SHARE_KNOBS:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"data.synthetic.{name} is a share of patients: 0..1")
         noise = ("wound_annotator_boundary_noise", "tissue_annotator_boundary_noise")

@@ -63,6 +63,7 @@ from wing.training.resume import (
     write_files,
 )
 from wing.training.sampler import TaskBatchSampler, task_balanced
+from wing.training.speed import Speed
 from wing.training.tasks import image_tasks, task_classes, task_spec
 
 
@@ -93,14 +94,18 @@ class TaskLosses:
 
 @torch.no_grad()
 def _mean_losses(network, batches, device, task_losses: TaskLosses) -> dict[str, float]:
-    """Mean loss per task in eval mode (batch losses weighted by their labelled samples)."""
+    """Mean loss per task in eval mode (batch losses weighted by their labelled samples).
+    ``device``: a torch device, or the run's :class:`~wing.training.speed.Speed`."""
+    speed = device if isinstance(device, Speed) else Speed(torch.device(device))
     network.eval()
     totals: dict[str, float] = {}
     counts: dict[str, int] = {}
     for batch in batches:
-        _, logits = network(batch["image"].to(device))
-        targets = task_losses.targets(batch, device)
-        for task, loss in task_losses(logits, targets).items():
+        targets = task_losses.targets(batch, speed.device)
+        with speed.autocast_context():
+            _, logits = network(speed.input(batch["image"]))
+            losses = task_losses(logits, targets)
+        for task, loss in losses.items():
             n = task_losses.labelled_count(targets, task)
             totals[task] = totals.get(task, 0.0) + float(loss) * n
             counts[task] = counts.get(task, 0) + n
@@ -221,6 +226,7 @@ def train_network(
         return saved["summary"]
     seed_everything(seed, config.num_threads)
     device = select_device(config.device)
+    speed = Speed.of(config, device)
     if backbone_options is None:
         backbone_options = backbone_options_of(backbone, config)
     legend = read_legend(dataset_root)
@@ -233,6 +239,7 @@ def train_network(
         architecture_options=recipe.architecture_options,
         image_tasks=image_tasks(tasks),
     ).to(device)
+    network = speed.network(network)
     task_losses = TaskLosses(tasks, legend, recipe.segmentation_loss)
     spec = {
         "tasks": tasks,
@@ -276,8 +283,9 @@ def train_network(
     steps = steps_per_epoch(config, int(any_task.sum()))
     balanced = task_balanced(config.task_balanced_batches, labelled)
     sampler = TaskBatchSampler(labelled, config.batch_size, steps, seed, balanced)
-    train_loader = DataLoader(train_subset, batch_sampler=parallel.share(sampler), num_workers=0)
-    validation_loader = DataLoader(validation_set, batch_size=config.batch_size, num_workers=0)
+    loader_options = speed.loader_options()
+    train_loader = DataLoader(train_subset, batch_sampler=parallel.share(sampler), **loader_options)
+    validation_loader = DataLoader(validation_set, batch_size=config.batch_size, **loader_options)
 
     unaugmented = copy.copy(train_set)  # shares the tensors, drops the augmentation
     unaugmented.transform = None
@@ -289,7 +297,7 @@ def train_network(
             tasks,
             config.initial_loss_batches,
             config.batch_size,
-            device,
+            speed,
             task_losses,
         )
         start_losses = parallel.agree(start_losses)
@@ -324,13 +332,14 @@ def train_network(
             seen = {task: 0 for task in tasks}
             for batch in train_loader:
                 start = time.perf_counter()
-                image, targets = batch["image"].to(device), task_losses.targets(batch, device)
-                representation, logits = network(image)
-                losses, counts = parallel.task_losses(task_losses, logits, targets)
+                image, targets = speed.input(batch["image"]), task_losses.targets(batch, device)
+                with speed.autocast_context():
+                    representation, logits = network(image)
+                    losses, counts = parallel.task_losses(task_losses, logits, targets)
                 optimizer.zero_grad(set_to_none=True)
 
                 def closure(image=image, targets=targets):
-                    with frozen_batchnorm_statistics(network):
+                    with frozen_batchnorm_statistics(network), speed.autocast_context():
                         return parallel.task_losses(task_losses, network(image)[1], targets)[0]
 
                 weights = weighting.backward(
@@ -365,7 +374,7 @@ def train_network(
             sums, seen = parallel.end_epoch(sums, seen)
             weighting.end_epoch({t: sums[t] / seen[t] if seen[t] else float("nan") for t in tasks})
             validation = parallel.agree(
-                validation_losses(network, validation_loader, device, task_losses)
+                validation_losses(network, validation_loader, speed, task_losses)
             )
             live_row = {}
             for task in tasks:
