@@ -22,7 +22,9 @@ logs weight 1 for it and 0 for the absent task. Cost: the Jacobian needs one bac
 per task through the shared trunk (torchjd vectorises them with ``vmap``) and T times the
 shared parameters' memory; torchjd's autogram engine would be cheaper but rejects BatchNorm,
 which the Attention-UNet has. Like GradNorm's fast path, ``.grad`` is filled by hand, which
-bypasses DistributedDataParallel's gradient synchronisation (see the scale-out issue).
+bypasses DistributedDataParallel's gradient synchronisation: under data parallelism
+(``wing.training.distributed``) the Jacobian is averaged over the processes (``reduce``)
+before it is aggregated, and the trainer averages the heads' ``.grad``.
 """
 
 from __future__ import annotations
@@ -66,6 +68,10 @@ class GradientAggregation(Balancer):
             ],
             shared_params=shared,
         )
+        # Data parallelism: the batch's Jacobian is the mean of the processes' Jacobians, and
+        # the aggregator (nonlinear) must see that, not each process its own.
+        for parameter, jacobian in zip(shared, self.reduce([p.jac for p in shared]), strict=True):
+            parameter.jac = jacobian
         weights = jac_to_grad(shared, self.aggregator)
         values = (
             weights.detach().cpu().tolist()

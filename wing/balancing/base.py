@@ -25,6 +25,13 @@ optimiser never sees it. A run killed mid-training continues from ``resume_state
 ``state_dict`` plus the plain attributes named in ``resume_attributes``, and whatever a
 method adds by overriding it), kept apart from the checkpoints so their bytes never change.
 
+Data parallelism (``wing.training.distributed``): the trainer all-reduces the network's
+``.grad`` after ``backward``, which is right for whatever is linear in the batch's losses. A
+balancer that computes something else from the batch (a norm, a loss ratio, the aggregate of
+a Jacobian, its own parameters' gradients) first passes the batch-dependent tensors through
+``self.reduce``, the mean over the processes (the identity in one process), so every process
+takes the same decision.
+
 Partial labels: a task with no label in the batch is absent from ``losses``; it contributes
 nothing to the update (never a zero-multiplied loss, which makes MGDA and CAGrad return a
 zero update). A balancer that holds weights as state leaves an absent task's weight as it
@@ -42,6 +49,12 @@ import torch
 from torch import nn
 
 Losses = dict[str, torch.Tensor]
+Reduce = Callable[[Sequence[torch.Tensor | None]], list[torch.Tensor | None]]
+
+
+def no_reduction(tensors: Sequence[torch.Tensor | None]) -> list[torch.Tensor | None]:
+    """``Balancer.reduce`` in one process: the tensors as they are."""
+    return list(tensors)
 
 
 @dataclass
@@ -69,6 +82,9 @@ class Balancer(nn.Module, ABC):
         super().__init__()
         self.tasks = tuple(tasks)
         self.last_grad_norms: dict[str, float] = {}
+        # The mean over data-parallel processes of batch-dependent tensors (None stays None);
+        # set by wing.training.distributed, the identity otherwise.
+        self.reduce: Reduce = no_reduction
 
     def resume_state(self) -> dict:
         """All a run killed after this point needs to go on as if uninterrupted: the
@@ -123,6 +139,9 @@ class LossWeighting(Balancer):
         weights = self.loss_weights({task: losses[task] for task in present})
         total = sum(weights[task] * losses[task] for task in present)
         (total + self.regulariser({task: losses[task] for task in present})).backward()
+        own = [p for p in self.parameters() if p.grad is not None]
+        for parameter, grad in zip(own, self.reduce([p.grad for p in own]), strict=True):
+            parameter.grad = grad
         self.after_backward()
         used = {task: float(torch.as_tensor(weights[task]).detach()) for task in present}
         return {task: used.get(task, self.weights()[task]) for task in self.tasks}

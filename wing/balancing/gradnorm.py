@@ -118,6 +118,12 @@ class GradNorm(OwnOptimiser, Balancer):
             total = sum(w * losses[t] for w, t in zip(weights, present, strict=True))
             torch.autograd.backward(total, inputs=trunk + heads)
         _accumulate(last, task_grads, weights)
+        # G_i and r_i are the batch's, over all data-parallel processes: grad_W L_i and L_i
+        # are means over them (self.reduce; the trainer reduces the network's .grad).
+        flat = [g for grads in task_grads for g in grads]
+        reduced = self.reduce([*flat, *(losses[t].detach() for t in present)])
+        task_grads = [reduced[k * len(last) : (k + 1) * len(last)] for k in range(len(present))]
+        loss_values = dict(zip(present, (float(v) for v in reduced[len(flat) :]), strict=True))
         norms = torch.stack(
             [
                 torch.sqrt(sum((g.detach() ** 2).sum() for g in grads if g is not None))
@@ -127,10 +133,10 @@ class GradNorm(OwnOptimiser, Balancer):
 
         # The weights: d L_grad / d w only (Eq. 2), then renormalise to sum T.
         for t in present:  # fallback: L_i(0) not set by start()
-            self.initial_losses.setdefault(t, max(float(losses[t].detach()), 1e-12))
+            self.initial_losses.setdefault(t, max(loss_values[t], 1e-12))
         if len(present) >= 2:
             ratios = torch.tensor(
-                [float(losses[t].detach()) / self.initial_losses[t] for t in present],
+                [loss_values[t] / self.initial_losses[t] for t in present],
                 device=self.task_weights.device,
             )
             inverse_rate = ratios / ratios.mean()

@@ -58,7 +58,8 @@ class MTCooL(Balancer):
         if self.radius == 0 or step.closure is None:
             grads = torch.autograd.grad(losses[task], shared + own, allow_unused=True)
         else:
-            ascent = torch.autograd.grad(losses[task], shared, allow_unused=True)
+            # The batch's ascent direction, over all data-parallel processes (reduce).
+            ascent = self.reduce(torch.autograd.grad(losses[task], shared, allow_unused=True))
             norm = torch.sqrt(sum((g**2).sum() for g in ascent if g is not None))
             scale = self.radius / (norm + 1e-12)
             offsets = [None if g is None else g * scale for g in ascent]

@@ -23,6 +23,9 @@ no half-written output). The schedule is the same for every method (issue 7, §3
   labelled for it is handed to the balancer (``Balancer.start``; GradNorm's L_i(0)).
 - Resume: a run killed mid-way and started again continues from the end of its last epoch
   and writes the same files as an uninterrupted run (``wing.training.resume``).
+- Data parallelism: under ``torchrun`` the hooks of ``wing.training.distributed`` share each
+  batch between the processes and average their gradients; in one process they change
+  nothing.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from wing.data.dataset import WoundDataset
 from wing.data.format import Legend, read_legend
 from wing.io import atomic_directory, write_json
 from wing.models import build_network, count_parameters
+from wing.training import distributed
 from wing.training.determinism import rng_states, seed_everything, select_device, set_rng_states
 from wing.training.methods import DEFAULT_RECIPES, TASKS, Recipe
 from wing.training.resume import (
@@ -255,6 +259,8 @@ def train_network(
         network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
     weighting = recipe.build_balancer(tasks).to(device)
+    parallel = distributed.context()
+    parallel.start(network, weighting, seed)
     last_shared = network.last_shared_parameters(config.last_shared_layer)
     task_parameters = network.task_parameters()
 
@@ -278,7 +284,7 @@ def train_network(
     balanced = task_balanced(config.task_balanced_batches, labelled)
     sampler = TaskBatchSampler(labelled, config.batch_size, steps, seed, balanced)
     loader_options = speed.loader_options()
-    train_loader = DataLoader(train_subset, batch_sampler=sampler, **loader_options)
+    train_loader = DataLoader(train_subset, batch_sampler=parallel.share(sampler), **loader_options)
     validation_loader = DataLoader(validation_set, batch_size=config.batch_size, **loader_options)
 
     unaugmented = copy.copy(train_set)  # shares the tensors, drops the augmentation
@@ -294,6 +300,7 @@ def train_network(
             speed,
             task_losses,
         )
+        start_losses = parallel.agree(start_losses)
     else:
         start_losses = saved["initial_losses"]
     weighting.start(start_losses)
@@ -328,12 +335,12 @@ def train_network(
                 image, targets = speed.input(batch["image"]), task_losses.targets(batch, device)
                 with speed.autocast_context():
                     representation, logits = network(image)
-                    losses = task_losses(logits, targets)
+                    losses, counts = parallel.task_losses(task_losses, logits, targets)
                 optimizer.zero_grad(set_to_none=True)
 
                 def closure(image=image, targets=targets):
                     with frozen_batchnorm_statistics(network), speed.autocast_context():
-                        return task_losses(network(image)[1], targets)
+                        return parallel.task_losses(task_losses, network(image)[1], targets)[0]
 
                 weights = weighting.backward(
                     losses,
@@ -345,13 +352,13 @@ def train_network(
                         closure=closure,
                     ),
                 )
+                parallel.reduce_gradients(network)
                 optimizer.step()
                 progress.step_seconds.append(time.perf_counter() - start)
                 grad_norms = weighting.last_grad_norms
                 for task, loss in losses.items():
-                    n = task_losses.labelled_count(targets, task)
-                    sums[task] += float(loss.detach()) * n
-                    seen[task] += n
+                    sums[task] += float(loss.detach()) * counts[task]
+                    seen[task] += counts[task]
                 for task in tasks:  # every task's weight, present in this batch or not
                     balancer_log.append(
                         {
@@ -364,8 +371,11 @@ def train_network(
                         }
                     )
                 progress.step += 1
+            sums, seen = parallel.end_epoch(sums, seen)
             weighting.end_epoch({t: sums[t] / seen[t] if seen[t] else float("nan") for t in tasks})
-            validation = validation_losses(network, validation_loader, speed, task_losses)
+            validation = parallel.agree(
+                validation_losses(network, validation_loader, speed, task_losses)
+            )
             live_row = {}
             for task in tasks:
                 train_loss = sums[task] / seen[task] if seen[task] else np.nan
@@ -462,6 +472,7 @@ def train_run(
     recipe: Recipe | None = None,
     backbone_options: dict | None = None,
     timing_file: str | Path | None = None,
+    resume: bool = True,
 ) -> dict:
     """Train every network of ``method`` (its ``recipe``; None = the default recipe of that
     name) and write the run folder atomically.
@@ -477,7 +488,7 @@ def train_run(
     A run killed mid-way resumes when started again with the same arguments: the state of
     each network is saved after every epoch under :func:`wing.training.resume.resume_dir`
     (``out_dir``), keyed by everything that determines the run, and removed once the folder is
-    written.
+    written. ``resume=False`` neither saves nor reads that state (a distributed run).
     """
     spec = recipe or DEFAULT_RECIPES[method]
     if spec.name != method:
@@ -496,7 +507,7 @@ def train_run(
         recipe=asdict(spec),
         backbone_options=backbone_options,
     )
-    resume = RunResume(resume_dir(out_dir), key)
+    run_resume = RunResume(resume_dir(out_dir), key) if resume else None
     with atomic_directory(out_dir) as tmp:
         summaries, histories, logs = [], [], []
         for tasks in spec.task_groups:
@@ -515,7 +526,7 @@ def train_run(
                     seed=seed,
                     out_dir=network_dir,
                     backbone_options=backbone_options,
-                    resume=resume.network(network_dir.name),
+                    resume=run_resume.network(network_dir.name) if run_resume else None,
                 )
             )
             histories.append(pd.read_csv(network_dir / "history.csv"))
@@ -539,7 +550,8 @@ def train_run(
             "recipe": asdict(spec),
         }
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, default=list) + "\n")
-    resume.remove()
+    if run_resume is not None:
+        run_resume.remove()
     timing = {"mean_step_seconds": float(sum(seconds.values())), "networks": seconds}
     if timing_file is not None:
         write_json(timing_file, {**keys, "device": summaries[0]["device"], **timing})
