@@ -37,6 +37,7 @@ bench: $(STAMP)
 	python bench/architecture_cost.py
 	python bench/training_throughput.py
 	python bench/stage_overhead.py
+	python bench/pipeline_cost.py  # runs dvc repro -f (about 15 min on 2 cores)
 
 clean-venv:
 	rm -rf $(VENV)
