@@ -43,6 +43,7 @@ from wing.manuscript.tables import (
     claim_table,
     or_not_assessed,
     paired_table,
+    published_table,
     score_table,
     split_table,
 )
@@ -54,6 +55,7 @@ from wing.manuscript.values import (
     score_values,
     with_reference_aliases,
 )
+from wing.report import ours_in_percent, published_dfutissue
 from wing.statistics.claims import NOT_ASSESSED
 
 PAPER = ROOT / "paper"
@@ -269,9 +271,9 @@ def test_tables_write_scores_with_intervals_and_say_not_assessed_when_empty():
     table = score_table(summary, {"gradnorm": "WING-MTL"}, "dice")
     assert table.loc[0, "method"] == "WING-MTL"
     assert table.loc[0, "wound"] == "0.800 (0.750–0.850)"
-    paired = paired_table(pd.DataFrame([_paired_row("ew", "wound", 0.01, 0.04)]), {}, "ttest")
+    paired = paired_table(pd.DataFrame([_paired_row("ew", "wound", 0.01, 0.04)]), {})
     assert paired.loc[0, "difference"] == "+0.010" and paired.loc[0, "p (t-test, Holm)"] == "0.040"
-    empty = paired_table(pd.DataFrame(), {}, "ttest")
+    empty = paired_table(pd.DataFrame(), {})
     assert empty.iloc[0, 0] == f"{NOT_ASSESSED}: no comparator was run" and len(empty) == 1
     assert or_not_assessed(pd.DataFrame(columns=["a", "b"])).values.tolist() == [[NOT_ASSESSED, ""]]
     claims = pd.DataFrame(
@@ -285,6 +287,23 @@ def test_tables_write_scores_with_intervals_and_say_not_assessed_when_empty():
     assert claim_table(claims).to_dict("records") == [
         {"claim": "(1)", "verdict": "s", "reason": "r"}
     ]
+
+
+def test_published_table_sets_this_run_beside_the_published_numbers():
+    frame = lambda rows: pd.DataFrame(  # noqa: E731
+        rows, columns=["backbone", "method", "seed", "target", "metric", "value"]
+    )
+    pooled = frame(
+        [("unet", "gradnorm", s, "tissue_mean", "dice", v) for s, v in ((0, 0.8), (1, 0.9))]
+    )
+    per_image = frame([("unet", "gradnorm", 0, "tissue_mean", "dice", 0.6)])
+    table = published_table(published_dfutissue(), ours_in_percent(pooled, per_image))
+    assert len(table) == len(published_dfutissue()) + 2
+    ours = table[table["model"] == "this run: unet gradnorm"].set_index("score")["percent"]
+    assert ours.to_dict() == {
+        "tissue mean (DSC), per image": "60.00",
+        "tissue mean (DSC), pooled": "85.00",
+    }
 
 
 def test_not_assessed_parts_name_the_reason_and_the_generated_command(tmp_path: Path):
@@ -431,7 +450,8 @@ def test_built_manuscript_reads_in_a_browser(project: Path):
     site = project / "results" / "paper"
     manifest = json.loads((site / "manuscript.json").read_text(encoding="utf-8"))
     assert "index.html" in manifest["pages"] and manifest["tables"] and manifest["figures"]
-    assert len(manifest["notebooks"]) == len(list((project / "results/notebooks").glob("0[1-7]*")))
+    published = {f"notebooks/{name}.html" for name in manifest["notebooks"]}
+    assert manifest["notebooks"] and published <= set(manifest["pages"])
     server, base = _serve(site)
     outside: list[str] = []
     ids: dict[str, set[str]] = {}
