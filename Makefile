@@ -9,7 +9,21 @@ export HF_HUB_OFFLINE := 1
 export DVC_NO_ANALYTICS := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: repro test lab bench clean-venv
+.PHONY: repro test lab bench browser clean-venv
+
+# The manuscript's MathJax (paper/package-lock.json), copied into the site by the paper stage,
+# so the built pages load nothing from a CDN. npm comes from Debian where it is missing.
+NODE_STAMP := paper/node_modules/.installed
+
+# $(call debian,COMMAND,PACKAGE): install Debian's PACKAGE when COMMAND is missing and we are
+# root (CI); otherwise say so and go on.
+define debian
+	command -v $(1) >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y $(2) \
+	    || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(2); }; \
+	  else echo "$(1) not found and not root: install Debian's $(2) package"; fi; }
+endef
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -18,12 +32,22 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/python -m ipykernel install --sys-prefix --name wing --display-name "Python (wing)"
 	touch $(STAMP)
 
-## repro: the whole compendium (dvc repro) on the embedded synthetic cohort, quick profile
-repro: $(STAMP)
+$(NODE_STAMP): paper/package.json paper/package-lock.json
+	$(call debian,npm,npm)
+	npm ci --prefix paper --ignore-scripts --no-audit --no-fund
+	touch $(NODE_STAMP)
+
+## browser: Debian's chromium for the manuscript's reader test (skipped where it is absent)
+browser:
+	$(call debian,chromium,chromium)
+
+## repro: the whole compendium (dvc repro) on the embedded synthetic cohort, quick profile,
+## ending with the manuscript in results/paper/
+repro: $(STAMP) $(NODE_STAMP)
 	dvc repro
 
 ## test: the test suite (what .ci/run calls)
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP) browser
 	pytest
 
 ## lab: open the stage notebooks in JupyterLab

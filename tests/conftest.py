@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from wing.data.format import Legend, write_legend, write_metadata, write_sample
 
@@ -86,6 +89,76 @@ def load_bench(name: str):
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
+
+
+# ------------------------------------------------- the tiny-profile pipeline run (slow tests)
+
+
+def sh(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "PYTHONPATH": str(cwd),  # the copy's own `wing`, in dvc, papermill and the kernels
+        "HF_HUB_OFFLINE": "1",
+        "DVC_NO_ANALYTICS": "1",
+        "PYTHONHASHSEED": "0",
+    }
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and done.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+        )
+    return done
+
+
+def set_params(project: Path, **changes) -> None:
+    path = project / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for dotted, value in changes.items():
+        node = params
+        *parents, key = dotted.split(".")
+        for part in parents:
+            node = node[part]
+        node[key] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory) -> Path:
+    """A fresh copy of the tracked project, on the tiny profile, after `dvc repro` (every
+    stage, the manuscript included). Session-scoped: the pipeline tests and the manuscript's
+    reader test share one run. The copy uses this checkout's set-up: its ``.venv`` (the
+    running interpreter) and the manuscript's MathJax (``paper/node_modules``, linked)."""
+    project = tmp_path_factory.mktemp("clone") / "wing"
+    files = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    for name in files:
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, project / name)
+    set_params(project, profile="tiny")
+    if (ROOT / "paper" / "node_modules").is_dir():
+        (project / "paper" / "node_modules").symlink_to(ROOT / "paper" / "node_modules")
+    sh(["git", "init", "-q"], project)
+    sh(
+        [
+            "git",
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qam",
+            "x",
+            "--allow-empty",
+        ],
+        project,
+        check=False,
+    )
+    sh(["git", "add", "-A"], project)
+    sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "clone"], project)
+    sh(["dvc", "repro"], project)
+    return project
 
 
 def pytest_report_header(config) -> str:

@@ -10,9 +10,6 @@ dataset stops `prepare` with an error naming the file.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,71 +18,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, make_dataset
+from conftest import ROOT, make_dataset, set_params, sh
 
 pytestmark = pytest.mark.slow
-
-
-def sh(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-        "PYTHONPATH": str(cwd),  # the copy's own `wing`, in dvc, papermill and the kernels
-        "HF_HUB_OFFLINE": "1",
-        "DVC_NO_ANALYTICS": "1",
-        "PYTHONHASHSEED": "0",
-    }
-    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
-    if check and done.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(args)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
-        )
-    return done
-
-
-def set_params(project: Path, **changes) -> None:
-    path = project / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    for dotted, value in changes.items():
-        node = params
-        *parents, key = dotted.split(".")
-        for part in parents:
-            node = node[part]
-        node[key] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    """A fresh copy of the tracked project, on the tiny profile, after `dvc repro`."""
-    project = tmp_path_factory.mktemp("clone") / "wing"
-    files = subprocess.run(
-        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.split()
-    for name in files:
-        (project / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, project / name)
-    set_params(project, profile="tiny")
-    sh(["git", "init", "-q"], project)
-    sh(
-        [
-            "git",
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-qam",
-            "x",
-            "--allow-empty",
-        ],
-        project,
-        check=False,
-    )
-    sh(["git", "add", "-A"], project)
-    sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "clone"], project)
-    sh(["dvc", "repro"], project)
-    return project
 
 
 def test_repro_produces_every_result(project: Path):
@@ -118,10 +53,17 @@ def test_repro_produces_every_result(project: Path):
         "longitudinal/healing_errors.csv",
         "longitudinal/measures.csv",
         "figures/healing_trajectories.png",
+        "paper/index.html",
+        "paper/sections/results.html",
+        "paper/values.json",
+        "paper/tables/claims.csv",
+        "paper/manuscript.json",
+        "paper/notebooks/06_compare.html",
+        "paper/_static/mathjax/tex-svg.js",
     ]:
         assert (results / name).is_file(), name
     notebooks = sorted(p.name for p in (results / "notebooks").glob("*.ipynb"))
-    assert len(notebooks) == 6 + 3 * 2  # six stages + 3 methods x 2 seeds
+    assert len(notebooks) == 7 + 3 * 2  # seven stages + 3 methods x 2 seeds
     scores = pd.read_csv(results / "evaluation/per_image_scores.csv")
     assert set(scores["method"]) == {"stl", "ew", "gradnorm"} and set(scores["seed"]) == {0, 1}
     assert {"sample_id", "patient_id", "target", "metric", "value", "backbone"} <= set(scores)
@@ -150,9 +92,9 @@ def test_second_repro_is_a_no_op_and_evaluation_params_do_not_retrain(project: P
     assert "Running stage" not in again
     set_params(project, **{"compare.n_boot": 300})
     changed = json.loads(sh(["dvc", "status", "--json"], project).stdout)
-    # the stages that bootstrap re-run (external, longitudinal, compare) and the report
-    # (whose methods text states n_boot); nothing retrains or re-evaluates
-    assert set(changed) == {"external", "longitudinal", "compare", "report"}, changed
+    # the stages that bootstrap re-run (external, longitudinal, compare), the report and the
+    # manuscript (whose methods text states n_boot); nothing retrains or re-evaluates
+    assert set(changed) == {"external", "longitudinal", "compare", "report", "paper"}, changed
     set_params(project, **{"compare.n_boot": 200})
 
 

@@ -12,6 +12,7 @@ EXTERNAL = Path("results/external")
 LONGITUDINAL = Path("results/longitudinal")
 FIGURES = Path("results/figures")
 REPORT = Path("results/report.html")
+PAPER = Path("results/paper")  # the manuscript's HTML site (wing.manuscript)
 # Wall-clock measures: not DVC outputs (dvc.lock records the hash of every declared out, cached
 # or not), so the hashed outputs stay byte-identical between two runs. Git-ignored.
 TIMINGS = Path("results/timings")
