@@ -136,7 +136,7 @@ BRANCHES = [
     ({"compare": {"test": "ttest"}}, "by the paired t-test"),
     ({"compare": {"test": "ttest"}}, "interval of the mean difference lies above zero"),
     ({"compare": {"posthoc": "conover"}}, "followed by the Conover post-hoc test"),
-    ({"compare": {"significance": 0.01}}, "bootstrap 99% confidence intervals"),
+    ({"compare": {"significance": 0.01}}, "is below 0.01"),
     ({"compare": {"convergence_tolerance": 0.02}}, "within a relative 0.02 of its minimum"),
     ({"compare": {"convergence_window": 3}}, "means a gap of at most 3 epochs"),
     ({"data": {"wound_label": "tissue_union"}}, "(`data.wound_label` = tissue_union;"),
@@ -274,3 +274,15 @@ def test_every_registered_architecture_is_named_in_the_methods_text():
     from wing.models import ARCHITECTURES
 
     assert set(ARCHITECTURE_TEXT) == set(ARCHITECTURES.names())
+
+
+def test_interval_level_is_the_one_compare_uses_whatever_the_significance(tmp_path: Path):
+    """The comparison's bootstrap intervals are 95 % whatever compare.significance is; the
+    text must state that level, not 1 - significance."""
+    from wing.statistics.paired import CONFIDENCE
+
+    config = tiny_config(tmp_path, {"compare": {"significance": 0.01}})
+    assert template_context(config, bench=None)["confidence"] == CONFIDENCE
+    text = flat(render_methods(config, bench=None, template=TEMPLATE))
+    assert f"bootstrap {CONFIDENCE * 100:g}% confidence intervals" in text
+    assert "99% confidence" not in text and "0.01" in text

@@ -11,8 +11,9 @@ blank in the text.
 Template variables (see :func:`render_methods`): the config sections ``profile``, ``data``,
 ``train``, ``evaluate``, ``compare``, ``report``; ``bench`` (dict or None, see
 :func:`bench_summary`); ``links`` (dict or None, see :func:`link_summary`); ``ignore_index``;
-``confidence`` (1 - ``compare.significance``); ``gradnorm_paper_alpha``. Filters: ``num``
-(shortest decimal), ``percent`` (a fraction as a percentage), ``ratio`` (two decimals),
+``confidence`` (the level of the comparison's bootstrap intervals,
+``wing.statistics.paired.CONFIDENCE``); ``gradnorm_paper_alpha``. Filters: ``num`` (shortest
+decimal), ``percent`` (a fraction as a percentage), ``ratio`` (two decimals),
 ``dice`` (three decimals).
 """
 
@@ -31,6 +32,7 @@ import pandas as pd
 
 from wing.config import Config
 from wing.data.format import IGNORE_INDEX
+from wing.statistics.paired import CONFIDENCE
 from wing.training.methods import DEFAULT_RECIPES, Recipe, balancer_options
 
 DEFAULT_GRADNORM = DEFAULT_RECIPES["gradnorm"]
@@ -227,7 +229,7 @@ def template_context(
         "bench": bench_summary(bench),
         "links": link_summary(config.data.raw.links),
         "ignore_index": IGNORE_INDEX,
-        "confidence": 1 - config.compare.significance,
+        "confidence": CONFIDENCE,  # the intervals' level, whatever the significance
         "gradnorm_paper_alpha": GRADNORM_PAPER_ALPHA,
         "recipes": [config.recipes[m] for m in config.train.methods],
         "describe": describe_recipe,

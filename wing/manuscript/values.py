@@ -13,7 +13,6 @@ where a value comes from (``score_*``: ``compare/summary.csv``; ``diff_*``, ``p_
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Iterable
 
 import pandas as pd
@@ -22,7 +21,7 @@ from wing.config import Config
 from wing.manuscript.format import count, interval, listing, missing, number, p_value, signed
 from wing.manuscript.format import percent as as_percent
 from wing.statistics.claims import NOT_ASSESSED
-from wing.statistics.paired import compare_to_reference
+from wing.statistics.paired import CONFIDENCE
 
 PRIMARY_TARGETS = ("wound", "tissue_mean")
 CLAIM_IDS = ("1", "2a", "2b", "3", "4", "5", "6", "delta_mtl")
@@ -71,7 +70,7 @@ def setting_values(config: Config) -> dict[str, str]:
 
 def compare_confidence() -> float:
     """The level of the compare stage's bootstrap intervals (the default it calls with)."""
-    return inspect.signature(compare_to_reference).parameters["confidence"].default
+    return CONFIDENCE
 
 
 def _training_runs(config: Config) -> int:
