@@ -94,7 +94,12 @@ def load_bench(name: str):
 # ------------------------------------------------- the tiny-profile pipeline run (slow tests)
 
 
-def sh(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+def sh(
+    args: list[str], cwd: Path, check: bool = True, log: Path | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``args`` in ``cwd`` as the Makefile would. ``log``: write the output to that file
+    instead of capturing it, for a command that leaves daemons behind (``dvc queue start``'s
+    workers inherit its output: captured through pipes, the call would wait for them)."""
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
@@ -103,7 +108,12 @@ def sh(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedPr
         "DVC_NO_ANALYTICS": "1",
         "PYTHONHASHSEED": "0",
     }
-    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    if log is not None:
+        with open(log, "a", encoding="utf-8") as out:
+            done = subprocess.run(args, cwd=cwd, env=env, stdout=out, stderr=out, text=True)
+        done.stdout = done.stderr = log.read_text(encoding="utf-8")
+    else:
+        done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
     if check and done.returncode != 0:
         raise AssertionError(
             f"{' '.join(args)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"

@@ -204,7 +204,8 @@ def test_experiment_queue_runs_experiments_side_by_side(project: Path):
             ],
             project,
         )
-    sh(["dvc", "queue", "start", "-j", "2"], project)
+    # its workers outlive the call and hold its output: a file, not a pipe we would wait on
+    sh(["dvc", "queue", "start", "-j", "2"], project, log=project.parent / "queue.log")
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline:
         status = sh(["dvc", "queue", "status"], project).stdout
