@@ -46,3 +46,10 @@ html_theme_options = {
     "navigation_with_keys": False,
 }
 mathjax_path = "mathjax/tex-svg.js"  # relative to _static: the local copy, no CDN
+
+# The PDF (wing.manuscript.pdf: `-b singlehtml -t pdf`, printed by Chromium) is the
+# manuscript alone: the executed notebooks are published with the HTML site, so they are left
+# out, and a caption's "Made by" link to one stays as its text.
+if tags.has("pdf"):  # noqa: F821 (Sphinx defines `tags` when it reads this file)
+    exclude_patterns.append("notebooks")
+    suppress_warnings = ["myst.xref_missing"]

@@ -38,6 +38,15 @@ from wing.manuscript.parts import (
     not_assessed_text,
     part_reasons,
 )
+from wing.manuscript.pdf import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    FIXED_DATE,
+    ORIGIN,
+    PDF_NAME,
+    chromium_missing,
+    fixed_dates,
+)
 from wing.manuscript.tables import (
     TABLE_SOURCES,
     claim_table,
@@ -59,16 +68,6 @@ from wing.report import ours_in_percent, published_dfutissue
 from wing.statistics.claims import NOT_ASSESSED
 
 PAPER = ROOT / "paper"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def manuscript_sources() -> list[Path]:
@@ -397,6 +396,32 @@ def _results() -> dict[str, pd.DataFrame]:
     }
 
 
+# ----------------------------------------------------------------- the PDF
+
+
+def test_fixed_dates_make_two_prints_equal_without_moving_a_byte():
+    def printed(when: bytes) -> bytes:
+        return (
+            b"%PDF-1.4\n1 0 obj\n<</Creator (Chromium)\n/Producer (Skia/PDF m156)\n"
+            b"/CreationDate (D:" + when + b"+00'00')\n/ModDate (D:" + when + b"+00'00')>>\n"
+            b"endobj\nxref\n0 2\n"
+        )
+
+    first, second = printed(b"20261206200207"), printed(b"20270101235959")
+    assert first != second
+    assert fixed_dates(first) == fixed_dates(second)
+    assert len(fixed_dates(first)) == len(first)
+    assert fixed_dates(first).count(b"(D:" + FIXED_DATE) == 2
+    assert fixed_dates(b"no dates here") == b"no dates here"
+
+
+def test_a_missing_chromium_is_named_with_the_fix(tmp_path: Path):
+    reason = chromium_missing(tmp_path / "chromium")
+    assert str(tmp_path / "chromium") in reason and "make browser" in reason
+    (tmp_path / "chromium").write_text("")
+    assert chromium_missing(tmp_path / "chromium") == ""
+
+
 # ----------------------------------------------------------------- read in a real browser
 
 
@@ -503,3 +528,39 @@ def test_built_manuscript_reads_in_a_browser(project: Path):
         if parsed.fragment and path.endswith(".html"):
             assert parsed.fragment in ids.get(path, set()), f"no id for link {url}"
     assert (project / "results" / "paper_screenshot.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_printed_manuscript_has_the_pages_text_and_working_links(project: Path):
+    """The tiny-profile run's ``manuscript.pdf``: the whole manuscript (every section and
+    table caption, values substituted, math rendered), page numbers, cross-references as
+    links inside the PDF, and no link into the folder it was printed from."""
+    _require_chromium()
+    from pypdf import PdfReader
+
+    site = project / "results" / "paper"
+    manifest = json.loads((site / "manuscript.json").read_text(encoding="utf-8"))
+    assert manifest["pdf"] == PDF_NAME and "pdf_not_built" not in manifest
+    reader = PdfReader(site / PDF_NAME)
+    assert len(reader.pages) >= 5
+    text = "\n".join(page.extract_text() for page in reader.pages)
+    values = json.loads((site / "values.json").read_text(encoding="utf-8"))
+    for heading in ("Abstract", "Methods", "Results", "Longitudinal", "Limitations"):
+        assert heading in text, heading
+    assert values["title"].split()[0] in text
+    assert "{{" not in text and "}}" not in text and "???" not in text
+    assert not re.search(r"\$[^$\s][^$]*\$", text)
+    assert f"1 / {len(reader.pages)}" in text  # the footer's page numbers
+    assert re.search(r"Table \d", text) and re.search(r"Figure \d", text)
+    internal, outside = 0, []
+    for page in reader.pages:
+        for annotation in page.get("/Annots") or []:
+            link = annotation.get_object()
+            if "/Dest" in link:
+                internal += 1
+            elif "/A" in link and "/URI" in link["/A"]:
+                outside.append(str(link["/A"]["/URI"]))
+    assert internal >= len(manifest["tables"]), "cross-references are not links in the PDF"
+    assert not [uri for uri in outside if uri.startswith(ORIGIN)], outside
+    images = sum(len(page.images) for page in reader.pages)
+    assert images >= len(manifest["figures"])

@@ -20,7 +20,8 @@ Sphinx writes nothing that depends on the time or the folder it ran in; the one 
 records the build rather than the manuscript, ``.buildinfo`` (a hash of the configuration
 for incremental rebuilds), is removed, and the doctrees (pickles) stay in the temporary
 directory. ``manuscript.json`` lists the pages, tables, figures and notebooks, for readers and
-for the browser test.
+for the browser test. ``manuscript.pdf`` is the same manuscript printed by Chromium
+(:mod:`wing.manuscript.pdf`), where Chromium is installed; the manifest says why where not.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from wing.config import Config
 from wing.evaluation.evaluate import at_checkpoint
 from wing.io import atomic_directory, read_optional, write_json
 from wing.manuscript.parts import PARTS, command_values, not_assessed_text, part_reasons
+from wing.manuscript.pdf import PDF_NAME, chromium_missing, print_pdf, single_page_build
 from wing.manuscript.tables import paper_tables
 from wing.manuscript.values import paper_values
 from wing.methods_text import render_methods
@@ -229,6 +231,18 @@ def sphinx_build(source: Path, output: Path, doctrees: Path) -> None:
         raise ManuscriptError("Sphinx stopped on the warnings above")
 
 
+def write_pdf(source: Path, work: Path, html: Path) -> dict[str, str]:
+    """``html/manuscript.pdf``, the manuscript printed by Chromium (:mod:`wing.manuscript.pdf`)
+    from a single-page build of ``source`` in ``work``; the manifest's entry: the file, or
+    why it was not printed (no Chromium on this machine)."""
+    if reason := chromium_missing():
+        print(f"PDF NOT BUILT: {reason}")
+        return {"pdf": "", "pdf_not_built": reason}
+    page = single_page_build(source, work / "singlehtml", work / "doctrees-pdf")
+    (html / PDF_NAME).write_bytes(print_pdf(page.parent, page.name))
+    return {"pdf": PDF_NAME}
+
+
 def build_paper(config: Config, params: Mapping, output: Path = PAPER) -> list[str]:
     """Build the manuscript of this run into ``output`` (replaced only on success); returns
     its pages."""
@@ -252,6 +266,7 @@ def build_paper(config: Config, params: Mapping, output: Path = PAPER) -> list[s
             if p.parts[len(html.parts)] != "_static"
             and p.name not in ("genindex.html", "search.html")
         )
+        manifest.update(write_pdf(source, Path(work), html))
         write_json(html / "manuscript.json", {"pages": pages, **manifest})
         with atomic_directory(output) as tmp:
             shutil.copytree(html, tmp, dirs_exist_ok=True)
