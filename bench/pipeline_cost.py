@@ -75,6 +75,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> dict:
     sys.path.insert(0, str(ROOT))
+    import torch
+    from _measure import cpu_name
+
     from wing.io import write_json  # this checkout's, as the stages use
 
     args = parse_args(argv)
@@ -95,6 +98,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "commit": commit,
         "profile": params.get("profile"),
         "cpu_count": os.cpu_count(),
+        # which processor: the bytes of the training outputs depend on its vector extensions
+        "device_name": cpu_name(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "stages_run": forced_log.count("Running stage"),
         "forced_repro_seconds": forced,
         "noop_repro_seconds": noop,

@@ -223,6 +223,9 @@ def test_throughput_and_pipeline_cost_tables_read_the_recorded_benchmarks(tmp_pa
     }  # fmt: skip
     table, note = pipeline_cost_table(cost, missing)
     assert list(table["value"]) == ["14.0 min", "3.5 s", "none (byte-identical)"]
-    assert "abcdef0" in note
+    assert "abcdef0" in note and "on 2 cores." in note  # a record without the processor
+    machine = {"device_name": "Intel(R) Xeon(R) Processor", "cpu_capability": "AVX512"}
+    _, note = pipeline_cost_table(cost | machine, missing)
+    assert "on 2 cores (Intel(R) Xeon(R) Processor, AVX512)." in note
     table, _ = pipeline_cost_table(cost | {"changed_outputs": {"report": ["x"]}}, missing)
     assert table["value"].iloc[2] == "report"

@@ -435,9 +435,12 @@ def pipeline_cost_table(
             {"measure": "stages whose outputs the forced run changed",
              "value": ", ".join(sorted(changed)) if changed else "none (byte-identical)"},
         ]  # fmt: skip
+        machine = ""
+        if "device_name" in cost:  # recorded from 2026-12-06 on
+            machine = f" ({cost['device_name']}, {cost['cpu_capability']})"
         notes.append(
             f"Pipeline: recorded {cost['date'][:10]} at commit {cost['commit'][:7]} on "
-            f"{cost['cpu_count']} cores."
+            f"{cost['cpu_count']} cores{machine}."
         )
     fixed = _recorded(overhead)
     if fixed is not None:
