@@ -415,6 +415,35 @@ def test_fixed_dates_make_two_prints_equal_without_moving_a_byte():
     assert fixed_dates(b"no dates here") == b"no dates here"
 
 
+@pytest.mark.parametrize(
+    ("prints", "kept", "printed"),
+    [([b"A", b"A"], b"A", 2), ([b"A", b"B", b"B"], b"B", 3), ([b"A", b"B", b"A"], b"A", 3)],
+)
+def test_the_pdf_kept_is_one_that_a_second_print_reproduced(
+    tmp_path: Path, monkeypatch, prints, kept, printed
+):
+    import wing.manuscript.pdf as pdf
+
+    chromium = tmp_path / "chromium"
+    chromium.write_text("")
+    queue = list(prints)
+    monkeypatch.setattr(pdf, "_print", lambda folder, page, browser: queue.pop(0))
+    assert pdf.print_pdf(tmp_path, chromium=chromium) == kept
+    assert len(prints) - len(queue) == printed
+
+
+def test_three_prints_that_all_differ_stop_the_stage(tmp_path: Path, monkeypatch):
+    import wing.manuscript.pdf as pdf
+
+    chromium = tmp_path / "chromium"
+    chromium.write_text("")
+    queue = [b"A", b"B", b"C", b"A"]
+    monkeypatch.setattr(pdf, "_print", lambda folder, page, browser: queue.pop(0))
+    with pytest.raises(pdf.PdfError, match="3 prints .* all differed"):
+        pdf.print_pdf(tmp_path, chromium=chromium)
+    assert queue == [b"A"]
+
+
 def test_a_missing_chromium_is_named_with_the_fix(tmp_path: Path):
     reason = chromium_missing(tmp_path / "chromium")
     assert str(tmp_path / "chromium") in reason and "make browser" in reason
