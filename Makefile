@@ -51,9 +51,8 @@ repro: $(STAMP) $(NODE_STAMP) browser
 ## (all of them in a fresh clone), then dvc.lock is compared with the committed one. HEAD, not
 ## the index: DVC stages dvc.lock itself (core.autostage), so a plain `git diff` would pass.
 audit: repro
-	@python -c "import platform, torch; print('this machine:', \
-	  next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), \
-	  platform.processor()), '| torch CPU capability', torch.backends.cpu.get_cpu_capability())"
+	@python -c "import sys, torch; sys.path.insert(0, 'bench'); from _measure import cpu_name; \
+	  print('this machine:', cpu_name(), '| torch CPU capability:', torch.backends.cpu.get_cpu_capability())"
 	git diff --exit-code --stat HEAD -- dvc.lock
 
 ## test: the test suite (what .ci/run calls)
