@@ -119,6 +119,14 @@ def test_manuscript_source_types_no_number(path: Path):
     assert typed_numbers(path.read_text(encoding="utf-8")) == [], path
 
 
+@pytest.mark.parametrize("path", manuscript_sources(), ids=lambda p: p.name)
+def test_no_line_of_the_manuscript_is_a_comment(path: Path):
+    """A line that starts with ``%`` is a MyST comment: Sphinx drops it without a warning
+    (a wrapped "... was 0.35\n% per day" lost its second line and broke the paragraph)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert [n for n, line in enumerate(lines, 1) if line.lstrip().startswith("%")] == []
+
+
 def test_a_planted_number_is_found_and_substitutions_are_not():
     clean = "WING-MTL reached {{ score_wound_reference }} on ResNet-34 (Chen et al., 2018)."
     assert typed_numbers(clean) == []
