@@ -39,6 +39,7 @@ from wing.manuscript.parts import (
     part_reasons,
 )
 from wing.manuscript.pdf import (
+    BROKEN_IMAGES,
     CHROMIUM,
     CHROMIUM_ARGS,
     FIXED_DATE,
@@ -499,8 +500,6 @@ FILLED_TABLES = """() => [...document.querySelectorAll('table[id]')]
 FIGURES_WITH_IMAGES = """() => [...document.querySelectorAll('figure[id]')]
   .filter(f => f.querySelector('img')).map(f => f.id)"""
 LINKS = """() => [...document.querySelectorAll('a[href]')].map(a => a.href)"""
-BROKEN_IMAGES = """() => [...document.images].filter(i => !i.complete || i.naturalWidth === 0)
-  .map(i => i.getAttribute('src'))"""
 
 
 @pytest.mark.slow

@@ -66,6 +66,9 @@ LOCAL_LINKS_TO_TEXT = """(origin) => {
 }"""
 
 
+# The images of the page that did not load (their src); the reader test asks the same.
+BROKEN_IMAGES = """() => [...document.images].filter(i => !i.complete || i.naturalWidth === 0)
+  .map(i => i.getAttribute('src'))"""
 # Fonts loaded and two frames drawn after the last script's change: the layout to print.
 SETTLED = """() => document.fonts.ready.then(
   () => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done))))"""
@@ -134,10 +137,7 @@ def _print(folder: Path, page: str, chromium: Path) -> bytes:
                 tab.wait_for_function("() => window.MathJax && MathJax.startup")
                 tab.evaluate("() => MathJax.startup.promise")
             tab.evaluate(SETTLED)
-            broken = tab.evaluate(
-                "() => [...document.images].filter(i => !i.complete || i.naturalWidth === 0)"
-                ".map(i => i.getAttribute('src'))"
-            )
+            broken = tab.evaluate(BROKEN_IMAGES)
             if broken:
                 raise PdfError(f"images that did not load in {folder / page}: {broken}")
             tab.evaluate(LOCAL_LINKS_TO_TEXT, ORIGIN)
