@@ -264,6 +264,26 @@ class Distributed(SingleProcess):
         return dict(zip(tasks, shared.tolist(), strict=True))
 
 
+class Unlogged:
+    """The DVCLive logger of a rank other than 0, which logs nothing. Such a rank's folder
+    is dropped, and DVCLive on every rank would race: each process of the repository writes
+    and then removes the same VS Code signal file (``.dvc/tmp/exps/run/
+    DVCLIVE_STEP_COMPLETED``, checked, then removed), so one rank's ``Live.end`` can find
+    it gone and raise ``FileNotFoundError`` (seen in CI)."""
+
+    def __enter__(self) -> Unlogged:
+        return self
+
+    def __exit__(self, *exception) -> None:
+        return None
+
+    def log_metric(self, name: str, value: float) -> None:
+        """Nothing."""
+
+    def next_step(self) -> None:
+        """Nothing."""
+
+
 def context() -> SingleProcess:
     """The hooks of this process: :class:`Distributed` under a process group of more than
     one rank, else :class:`SingleProcess`."""

@@ -319,7 +319,12 @@ def train_network(
             f"{config.epochs} (state saved in {resume.path})."
         )
     history, balancer_log, best = progress.history, progress.balancer_log, progress.best
-    with Live(dir=str(out_dir / "dvclive"), dvcyaml=None, save_dvc_exp=False, report=None) as live:
+    logs = (
+        Live(dir=str(out_dir / "dvclive"), dvcyaml=None, save_dvc_exp=False, report=None)
+        if parallel.rank == 0
+        else distributed.Unlogged()  # a rank whose folder is dropped: no DVCLive (see there)
+    )
+    with logs as live:
         for row in progress.live_rows:  # a resumed run: the logs so far, as they were logged
             for name, value in row.items():
                 live.log_metric(name, value)
