@@ -18,6 +18,21 @@ from pathlib import Path
 from typing import Any
 
 
+def _umask() -> int:
+    """The process's file-mode creation mask (read by setting it, then restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _as_created(path: Path, mode: int) -> None:
+    """Give ``path`` the mode ``open``/``mkdir`` would have (``mode`` less the umask): the
+    temporary files of :mod:`tempfile` are private (0600, 0700), and the rename would keep
+    that on every artefact, so results shared on a group machine or a web server were
+    unreadable to others."""
+    os.chmod(path, mode & ~_umask())
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary file path beside ``path``; rename it onto ``path`` on success."""
@@ -28,6 +43,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     )
     os.close(fd)
     tmp_path = Path(tmp)
+    _as_created(tmp_path, 0o666)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -49,6 +65,7 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     for stale in [*path.parent.glob(f".{name}.*.tmp"), path.with_name(f".{path.name}.old")]:
         shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    _as_created(tmp, 0o777)
     try:
         yield tmp
         if path.exists():
