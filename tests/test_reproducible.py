@@ -90,6 +90,26 @@ def test_executed_notebooks_lose_what_varies_between_runs():
     nbformat.validate(first)
 
 
+def test_a_resumed_stage_leaves_the_notebook_of_an_uninterrupted_one():
+    """Workspace notices (a training state resumed or discarded) leave the executed notebook
+    for the stage's console, so a stage that resumed writes the same bytes (dvc.lock)."""
+    from wing.notices import PREFIX
+
+    output = "results/notebooks/02_train.ipynb"
+    resumed = executed("/a/wing", "2025-01-01T00:00:00")
+    said = f"{PREFIX}Resuming the wound+tissue network after epoch 2 of 4 (state saved in x).\n"
+    stdout, _ = resumed.cells[1].outputs
+    stdout["text"] = said + "1\n"
+    resumed.cells[1].outputs.insert(0, nbformat.v4.new_output("stream", name="stdout", text=said))
+    notices: list[str] = []
+    roots = {"/a/wing/.venv/": "<venv>/", "/a/wing/": "<project>/"}
+    first = strip_volatile(resumed, output, roots, notices=notices)
+    second = strip_volatile(executed("/a/wing", "2025-01-01T00:00:00"), output, roots)
+    assert nbformat.writes(first) == nbformat.writes(second)
+    assert notices == [said.rstrip("\n")] * 2
+    nbformat.validate(first)
+
+
 @pytest.mark.parametrize("suffix", ["png", "pdf", "svg"])
 def test_figures_are_byte_stable(tmp_path: Path, suffix: str):
     import matplotlib.pyplot as plt

@@ -7,8 +7,9 @@ kernel is the project's own (``wing``, registered in ``.venv`` by ``make``).
 
 The executed notebook is a hashed DVC output, so what differs between two identical runs is
 stripped before the rename (:func:`strip_volatile`): papermill's and nbclient's timestamps and
-durations, the temporary output path, the random id of papermill's parameters cell, and the
-clone's own path in printed warnings.
+durations, the temporary output path, the random id of papermill's parameters cell, the
+clone's own path in printed warnings, and notices about the workspace (a training state
+resumed or discarded, :mod:`wing.notices`), which go to the stage's console instead.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import papermill  # noqa: E402
 import yaml  # noqa: E402
 
 from wing.io import atomic_path  # noqa: E402
+from wing.notices import PREFIX as NOTICE  # noqa: E402
 
 # The project kernel, registered inside .venv by the Makefile (ipykernel install --sys-prefix),
 # so a user-level "python3" kernel elsewhere can never run the stages without `wing`.
@@ -47,14 +49,19 @@ def local_roots() -> dict[str, str]:
 
 
 def strip_volatile(
-    notebook: nbformat.NotebookNode, output: str, roots: dict[str, str] | None = None
+    notebook: nbformat.NotebookNode,
+    output: str,
+    roots: dict[str, str] | None = None,
+    notices: list[str] | None = None,
 ) -> nbformat.NotebookNode:
     """Drop from an executed notebook what differs between two identical runs (in place):
     timestamps and durations, the temporary file's name as papermill's ``output_path``
     (replaced by ``output``), the random id of the injected parameters cell, and in stream
     outputs the clone's own location (``roots``: path prefix -> the name written instead,
-    the longest first; default :func:`local_roots`)."""
+    the longest first; default :func:`local_roots`) and every line of a workspace notice
+    (:data:`wing.notices.PREFIX`), appended to ``notices`` (an output left empty goes)."""
     roots = local_roots() if roots is None else roots
+    notices = [] if notices is None else notices
     meta = notebook.metadata.get("papermill", {})
     for key in VOLATILE_NOTEBOOK:
         meta.pop(key, None)
@@ -66,12 +73,21 @@ def strip_volatile(
             cell.metadata.get("papermill", {}).pop(key, None)
         if INJECTED in cell.metadata.get("tags", []):
             cell["id"] = INJECTED
+        kept = []
         for out in cell.get("outputs", []):
             if out.get("output_type") == "stream":
                 text = "".join(out["text"]) if isinstance(out["text"], list) else out["text"]
+                lines = text.splitlines(keepends=True)
+                notices += [line.rstrip("\n") for line in lines if line.startswith(NOTICE)]
+                text = "".join(line for line in lines if not line.startswith(NOTICE))
+                if not text:
+                    continue
                 for root in sorted(roots, key=len, reverse=True):
                     text = text.replace(root, roots[root])
                 out["text"] = text
+            kept.append(out)
+        if "outputs" in cell:
+            cell["outputs"] = kept
     return notebook
 
 
@@ -98,7 +114,10 @@ def run(notebook: str, output: str, parameters: dict) -> None:
             print(f"stage notebook {notebook} failed; executed copy: {failed}", file=sys.stderr)
             raise
         notebook_node = nbformat.read(tmp, as_version=nbformat.NO_CONVERT)
-        nbformat.write(strip_volatile(notebook_node, output), tmp)
+        notices: list[str] = []
+        nbformat.write(strip_volatile(notebook_node, output, notices=notices), tmp)
+        for line in notices:
+            print(line, file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> None:

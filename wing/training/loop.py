@@ -51,6 +51,7 @@ from wing.data.dataset import WoundDataset
 from wing.data.format import Legend, read_legend
 from wing.io import atomic_directory, write_json
 from wing.models import build_network, count_parameters
+from wing.notices import notice
 from wing.training import distributed
 from wing.training.determinism import rng_states, seed_everything, select_device, set_rng_states
 from wing.training.methods import DEFAULT_RECIPES, TASKS, Recipe
@@ -222,7 +223,7 @@ def train_network(
     saved = resume.load() if resume is not None else None
     if saved is not None and saved.get("finished"):
         write_files(out_dir, saved["files"])
-        print(f"Resuming: the {out_dir.name} network had finished; its folder is restored.")
+        notice(f"Resuming: the {out_dir.name} network had finished; its folder is restored.")
         return saved["summary"]
     seed_everything(seed, config.num_threads)
     device = select_device(config.device)
@@ -314,7 +315,7 @@ def train_network(
         sampler.load_state_dict(saved["sampler"])
         write_files(out_dir, saved["files"])
         set_rng_states(saved["rng"])  # last: building the network above drew from them
-        print(
+        notice(
             f"Resuming the {out_dir.name} network after epoch {progress.epoch} of "
             f"{config.epochs} (state saved in {resume.path})."
         )

@@ -14,7 +14,7 @@ DVC deletes before re-running a stage, and outside ``results/runs``, a dependenc
 stages (a file there would change its hash). Which run: the state is keyed by
 :func:`run_key`, a hash of all that determines the run's outputs (method, recipe, backbone and
 its options, seed, training configuration, data ids and files, ``wing``'s source, torch's
-version); state of another key is discarded with a printed message, never resumed.
+version); state of another key is discarded with a printed notice (wing.notices), never resumed.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import torch
 
 import wing
 from wing.io import atomic_path, write_json
+from wing.notices import notice
 
 STATE = "state.pt"
 KEY = "key.json"
@@ -132,7 +133,7 @@ class RunResume:
         self.folder = Path(folder)
         self.key = key
         if self.folder.exists() and self._stored_key() != key:
-            print(
+            notice(
                 f"Discarding the resume state in {self.folder}: it was saved by a run with "
                 "another configuration, data or code; training starts afresh."
             )
